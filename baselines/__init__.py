@@ -1,0 +1,1 @@
+"""baselines for EmoNeg-Bench (see ../shared/DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""builders for EmoNeg-Bench (see ../shared/DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""leaderboard for EmoNeg-Bench (see ../shared/DESIGN.md)."""
