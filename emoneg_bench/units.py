@@ -30,3 +30,12 @@ def minutes_past_9pm_to_clock(minutes: int) -> str:
     hour24, minute = divmod(total, 60)
     meridiem = "AM" if hour24 < 12 else "PM"
     return f"{(hour24 % 12) or 12}:{minute:02d} {meridiem}"
+
+
+OFFER_STEP = {Unit.DAYS: 1, Unit.MINUTES: 1, Unit.BEDTIME: 5}
+
+
+def round_offer(value: float, unit: Unit) -> int:
+    """Round an offer to the unit's natural step (whole days or minutes, bedtimes to 5 minutes)."""
+    step = OFFER_STEP[unit]
+    return int(step * round(value / step))

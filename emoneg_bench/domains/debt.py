@@ -36,8 +36,8 @@ class DebtScenario(Scenario):
     business_impact: str = ""
 
     context_template: ClassVar[str] = (
-        "{debtor_name} ({business_sector}) owes {creditor_name} ${outstanding_balance_usd:,.0f} on a "
-        "{credit_type_lower} taken for {purchase_purpose_lower}; the account is {days_overdue} days overdue "
+        "{debtor_name} ({business_sector}) owes {creditor_name} ${outstanding_balance_usd:,.0f} on its "
+        "{credit_type_lower}, taken for {purchase_purpose_lower}; the account is {days_overdue} days overdue "
         "because of {reason_for_overdue_lower}. Cash flow: {cash_flow_situation_lower}. Collateral: "
         "{collateral_lower}. Recovery stage: {recovery_stage}. Suggested route: {proposed_solution_lower}."
     )

@@ -1,0 +1,1 @@
+"""Negotiating agents: counterparty personas, the teacher and the phrasing bank they write from."""

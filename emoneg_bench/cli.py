@@ -1,0 +1,234 @@
+"""``emoneg`` — the command-line front door. Every command has ``--help`` with examples; user mistakes
+print one ``error:`` line (exit status 2), never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+
+from .errors import EmoNegError, InputError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _command(subparsers, name: str, help_text: str, examples: str, handler: Handler) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(name, help=help_text, description=help_text,
+                                   epilog="examples:\n" + examples,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+@lru_cache(maxsize=1)
+def _recognizer():
+    from .perception.recognizer import default_recognizer
+
+    return default_recognizer()
+
+
+# ---------------------------------------------------------------------------------------------- scenarios
+
+def _scenarios_generate(args: argparse.Namespace) -> int:
+    from .domains import generate_scenarios, get_domain
+    from .scenario_io import check_output_path, write_scenarios
+
+    get_domain(args.domain)
+    if args.count < 1:
+        raise InputError(f"--count must be at least 1, got {args.count}")
+    check_output_path(args.out)
+    path = write_scenarios(generate_scenarios(args.domain, args.count, args.seed), args.out)
+    print(f"wrote {args.count} {args.domain} scenarios (seed {args.seed}) to {path}")
+    return 0
+
+
+def _scenarios_import(args: argparse.Namespace) -> int:
+    from .domains import get_domain
+    from .domains.importer import import_scenarios
+    from .scenario_io import check_output_path, write_rows, write_scenarios
+
+    get_domain(args.domain)
+    out = check_output_path(args.out)
+    result = import_scenarios(args.csv, args.domain)
+    print(f"{args.csv}: imported {len(result.scenarios)} "
+          f"(repaired {len(result.repaired)}), rejected {len(result.rejected)}")
+    if not result.scenarios:
+        reasons = "; ".join(f"row {n.row}: {n.reason}" for n in result.rejected[:3])
+        raise InputError(f"no row could be imported ({reasons})", file=args.csv)
+    write_scenarios(result.scenarios, out)
+    print(f"wrote {out}")
+    for kind, notes in (("repairs", result.repaired), ("rejections", result.rejected)):
+        if notes:
+            report = out.with_name(f"{out.stem}.{kind}.csv")
+            write_rows([{"row": n.row, "source_id": n.source_id, "reason": n.reason} for n in notes], report)
+            print(f"wrote {len(notes)} {kind} with reasons to {report}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- play
+
+def _play(args: argparse.Namespace) -> int:
+    from .agents.personas import PersonaAgent, get_persona
+    from .agents.teacher import TeacherAgent, parse_schedule
+    from .domains import generate_scenarios, get_domain
+    from .engine import Engine
+    from .judge import RubricJudge
+    from .negotiation import Role, Task
+    from .scenario_io import read_scenarios
+    from .transcript import format_transcript
+
+    domain = get_domain(args.domain)
+    get_persona(args.persona)
+    schedule = parse_schedule(args.emotion if args.emotion else args.schedule)
+    pool = read_scenarios(args.scenarios) if args.scenarios else generate_scenarios(domain, 100, args.scenario_seed)
+    matches = [s for s in pool if s.scenario_id == args.scenario and s.domain == domain.id]
+    if not matches:
+        known = ", ".join(s.scenario_id for s in pool[:3])
+        raise InputError(f"no {domain.id} scenario {args.scenario!r} (ids look like {known}, …)")
+    if not 2 <= args.max_turns <= 200:
+        raise InputError(f"--max-turns must be between 2 and 200, got {args.max_turns}")
+    task = Task(matches[0], args.persona, args.seed)
+    episode = Engine(_recognizer(), max_turns=args.max_turns).play(task, TeacherAgent(schedule),
+                                                                    PersonaAgent(args.persona))
+    scores = RubricJudge().score_episode(episode, Role.FOCAL)
+    if args.json:
+        from .transcript import episode_to_dict
+
+        print(json.dumps(episode_to_dict(episode, scores), indent=2))
+    else:
+        print(format_transcript(episode, scores))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- sweep
+
+def _sweep(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .agents.personas import get_persona, persona_names
+    from .domains import domain_ids, get_domain
+    from .emotions import GOEMOTIONS, get_emotion
+    from .sweep import emotion_sweep, format_table
+
+    domains = args.domain or list(domain_ids())
+    for d in domains:
+        get_domain(d)
+    emotions = args.emotions.split(",") if args.emotions else list(GOEMOTIONS)
+    for e in emotions:
+        get_emotion(e)
+    personas = args.personas.split(",") if args.personas else list(persona_names(held_out=False))
+    for p in personas:
+        get_persona(p)
+    if args.episodes < 1:
+        raise InputError(f"--episodes must be at least 1, got {args.episodes}")
+    recognizer = _recognizer()
+    total = len(domains) * len(emotions) * len(personas) * args.episodes
+    with tqdm(total=total, unit="ep", desc="sweep", disable=args.quiet) as bar:
+        outcomes = emotion_sweep(recognizer, domains, emotions, personas, args.episodes, args.seed, progress=bar)
+    print(f"Fixed-emotion sweep: teacher vs {len(personas)} training personas, {args.episodes} episodes per "
+          f"persona, domain and emotion (seed {args.seed}). U = mean focal utility.")
+    print(format_table(outcomes))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- info
+
+def _personas(args: argparse.Namespace) -> int:
+    from .agents.personas import get_persona, persona_names
+
+    for held_out in (False, True):
+        print("held-out personas (transfer split only):" if held_out else "training personas:")
+        for name in persona_names(held_out=held_out):
+            p = get_persona(name)
+            print(f"  {name:<15} power {p.power:.2f}  trust {p.trust:.2f}  e {p.concession_exponent:.1f}  "
+                  f"{p.description}")
+    return 0
+
+
+def _recognizer_eval(args: argparse.Namespace) -> int:
+    recognizer = _recognizer()
+    print("Emotion recognizer accuracy by source (28 labels; family = the 6 emotion families):")
+    for source, m in recognizer.metrics.items():
+        print(f"  {source:<26} n={m['n']:<6} accuracy {m['accuracy']:.1%}   family accuracy {m['family_accuracy']:.1%}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- main
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="emoneg", description="EmoNeg-Bench: emotion as a strategic action in negotiation.",
+        epilog="examples:\n  emoneg play --domain debt --scenario debt-0001 --persona pushover --emotion anger\n"
+               "  emoneg sweep --episodes 8\n  emoneg scenarios generate --domain student --count 100 --out s.parquet",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    scenarios = commands.add_parser("scenarios", help="generate or import scenario tables",
+                                    description="Generate or import scenario tables.")
+    scenario_commands = scenarios.add_subparsers(dest="scenario_command", required=True, metavar="ACTION")
+    generate = _command(scenario_commands, "generate", "write a seeded scenario set for one domain",
+                        "  emoneg scenarios generate --domain debt --count 100 --seed 0 --out debt.parquet\n"
+                        "  emoneg scenarios generate --domain student --count 20 --out student.csv\n",
+                        _scenarios_generate)
+    generate.add_argument("--domain", required=True, help="debt | disaster | hospital | student")
+    generate.add_argument("--count", type=int, default=100, help="number of scenarios (default 100)")
+    generate.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
+    generate.add_argument("--out", required=True, help="output file, .parquet or .csv")
+
+    imp = _command(scenario_commands, "import", "import a published (EmoMAS/EmoDistill-format) scenario CSV",
+                   "  emoneg scenarios import --domain debt credit_recovery_scenarios.csv --out debt.parquet\n"
+                   "  (rows that cannot be proven right are rejected; reasons go to OUT.rejections.csv)\n",
+                   _scenarios_import)
+    imp.add_argument("--domain", required=True, help="debt | disaster | hospital | student")
+    imp.add_argument("csv", help="the published CSV file")
+    imp.add_argument("--out", required=True, help="output file, .parquet or .csv")
+
+    play = _command(commands, "play", "play one negotiation and print the transcript",
+                    "  emoneg play --domain debt --scenario debt-0003 --persona pushover --emotion anger\n"
+                    "  emoneg play --domain student --scenario student-0010 --persona skeptic --schedule random "
+                    "--seed 4 --json\n", _play)
+    play.add_argument("--domain", required=True)
+    play.add_argument("--scenario", required=True, help="scenario id, e.g. debt-0001")
+    play.add_argument("--persona", required=True, help="counterparty persona (see `emoneg personas`)")
+    which = play.add_mutually_exclusive_group()
+    which.add_argument("--emotion", help="the teacher shows this emotion throughout")
+    which.add_argument("--schedule", default="random",
+                       help="random | random:anger+joy | given:anger+neutral+… (default random)")
+    play.add_argument("--seed", type=int, default=0)
+    play.add_argument("--scenarios", help="scenario file to look the id up in (default: the generated set)")
+    play.add_argument("--scenario-seed", type=int, default=0, help="seed of the generated set (default 0)")
+    play.add_argument("--max-turns", type=int, default=30)
+    play.add_argument("--json", action="store_true", help="print the episode as JSON")
+
+    sweep = _command(commands, "sweep", "fixed-emotion sweep: per-emotion outcome table",
+                     "  emoneg sweep --episodes 8\n"
+                     "  emoneg sweep --domain debt --emotions anger,neutral,sadness --personas pushover\n", _sweep)
+    sweep.add_argument("--domain", action="append", help="restrict to a domain (repeatable)")
+    sweep.add_argument("--emotions", help="comma-separated emotions (default all 28)")
+    sweep.add_argument("--personas", help="comma-separated personas (default the training personas)")
+    sweep.add_argument("--episodes", type=int, default=8, help="episodes per persona, domain and emotion")
+    sweep.add_argument("--seed", type=int, default=0)
+    sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    _command(commands, "personas", "list the counterparty personas", "  emoneg personas\n", _personas)
+    _command(commands, "recognizer", "report the emotion recognizer's held-out accuracy",
+             "  emoneg recognizer\n", _recognizer_eval)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except EmoNegError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Perception: reading offers and emotions from text."""
