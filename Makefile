@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: setup
-	$(OFFLINE) $(BIN)/python -m pytest
+	$(OFFLINE) $(BIN)/python -m pytest -q
 
 demo: setup
 	$(OFFLINE) $(BIN)/emoneg sweep --episodes 8 --seed 0

@@ -163,12 +163,15 @@ class Engine:
 
     def _record(self, episode: _Live, context: TurnContext, move: Move, emotion: str, confidence: float) -> None:
         domain, role = episode.domain, context.role
+        standing = context.standing_offer(role.other)
         offer, status = move.offer, OfferStatus.STRUCTURED
         if move.act is Act.OFFER and offer is None:
             parsed = parse_offer(move.text, domain.unit, domain.offer_bounds)
             offer, status = parsed.value, parsed.status
-        elif move.act is not Act.OFFER:
-            status = OfferStatus.NO_OFFER if offer is None else OfferStatus.STRUCTURED
+        elif move.act is Act.ACCEPT:
+            offer = standing  # an acceptance states the value it accepts
+        if offer is None and move.act is not Act.OFFER:
+            status = OfferStatus.NO_OFFER
         episode.history.append(Utterance(context.turn, role, move.text, move.act, offer, str(status),
                                          move.declared_emotion, emotion, confidence))
         rounds = len(episode.history)
@@ -178,7 +181,6 @@ class Engine:
             return Outcome(Ending.AGREEMENT, value,
                            formulas.utility(value, scenario.focal_anchor, scenario.counterparty_anchor), rounds, role)
 
-        standing = context.standing_offer(role.other)
         if move.act is Act.WALKAWAY:
             episode.outcome = Outcome(Ending.WALKAWAY, None, 0.0, rounds, role)
         elif move.act is Act.ACCEPT and standing is not None:

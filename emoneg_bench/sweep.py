@@ -26,13 +26,13 @@ class EmotionOutcome:
     mean_rounds: float
 
 
-def sweep_tasks(domain: str, personas: Sequence[str], episodes_per_persona: int, seed: int,
-                persona: str) -> list[Task]:
-    """Training-split tasks of ``domain`` against one persona; the same for every emotion."""
+def sweep_tasks(domain: str, personas: Sequence[str], episodes_per_persona: int, seed: int) -> list[Task]:
+    """Training-split tasks of ``domain`` against each persona; the same for every emotion, so the
+    emotion is the only thing that differs between rows of the table."""
     scenarios = generate_scenarios(domain, 100, seed)
     train = [s for i, s in enumerate(scenarios, 1) if scenario_split(i, len(scenarios)) == "train"]
-    return [Task(train[(k * 7 + personas.index(persona)) % len(train)], persona, seed * 100_003 + k)
-            for k in range(episodes_per_persona)]
+    return [Task(train[(p * episodes_per_persona + k) % len(train)], persona, seed + k)
+            for p, persona in enumerate(personas) for k in range(episodes_per_persona)]
 
 
 def emotion_sweep(recognizer: Recognizer, domains: Iterable[str], emotions: Sequence[str] = GOEMOTIONS,
@@ -42,12 +42,9 @@ def emotion_sweep(recognizer: Recognizer, domains: Iterable[str], emotions: Sequ
     engine = Engine(recognizer, max_turns=max_turns)
     outcomes = []
     for domain in domains:
+        tasks = sweep_tasks(domain, personas, episodes_per_persona, seed)
         for emotion in emotions:
-            teacher = TeacherAgent(FixedSchedule(emotion))
-            episodes: list[Episode] = []
-            for persona in personas:
-                tasks = sweep_tasks(domain, personas, episodes_per_persona, seed, persona)
-                episodes.extend(engine.run(tasks, teacher, PersonaAgent(persona), progress=progress))
+            episodes = list(engine.run(tasks, TeacherAgent(FixedSchedule(emotion)), PersonaAgent(), progress=progress))
             outcomes.append(summarise(domain, emotion, episodes))
     return outcomes
 

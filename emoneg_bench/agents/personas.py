@@ -90,6 +90,7 @@ def persona_names(*, held_out: bool | None = None) -> tuple[str, ...]:
 class PersonaState:
     """What a persona tracks during one episode."""
 
+    persona: Persona
     reservation: float
     hazard_draws: list[float]
     text_rng: random.Random
@@ -101,16 +102,18 @@ class PersonaState:
 
 
 class PersonaAgent(Agent):
-    """Plays a :class:`Persona` in either role."""
+    """Plays a :class:`Persona` in either role. Without a persona it plays each task's own
+    ``task.persona``, so one batch can mix counterparties."""
 
-    def __init__(self, persona: Persona | str):
+    def __init__(self, persona: Persona | str | None = None):
         self.persona = get_persona(persona) if isinstance(persona, str) else persona
-        self.name = f"persona:{self.persona.name}"
+        self.name = f"persona:{self.persona.name}" if self.persona else "persona"
 
     def start(self, role: Role, task: Task, domain: Domain, max_turns: int) -> PersonaState:
-        p = self.persona
+        p = self.persona or get_persona(task.persona)
         decisions = random.Random(derive_seed(task.seed, role, task.scenario.scenario_id, p.name, "decisions"))
         return PersonaState(
+            persona=p,
             reservation=decisions.uniform(*p.reservation),
             hazard_draws=[decisions.random() for _ in range(max_turns)],
             text_rng=random.Random(derive_seed(task.seed, role, task.scenario.scenario_id, p.name, "text")),
@@ -121,10 +124,11 @@ class PersonaAgent(Agent):
         return [self._respond(context) for context in turns]
 
     def _respond(self, context: TurnContext) -> Move:
-        p, state = self.persona, context.state
+        state = context.state
+        p = state.persona
         heard = context.last(context.role.other)
         family = FAMILY_OF.get(heard.perceived_emotion, Family.NEUTRAL) if heard else Family.NEUTRAL
-        hazard = self._perceive(state, family)
+        hazard = _perceive(p, state, family)
 
         domain, role = context.domain, context.role.value
         if state.hazard_draws[context.turn] < hazard:
@@ -148,49 +152,49 @@ class PersonaAgent(Agent):
 
         state.last_offer = planned
         value = round_offer(context.value_at_own(planned), domain.unit)
-        emotion = self._own_emotion(family, planned, heard, context)
+        emotion = _own_emotion(p, state, family, planned, heard)
         text = phrasing.compose_message(domain.id, role, emotion, format_offer(value, domain.unit), state.slots,
                                         state.text_rng)
         return Move(text, Act.OFFER, value, emotion)
 
-    def _perceive(self, state: PersonaState, family: Family) -> float:
-        """Update pressure from the perceived family; return this turn's walk-away hazard."""
-        p, r = self.persona, self.persona.response
-        hazard = p.base_hazard * (0.5 + p.power)
-        delta = 0.0
-        if family is Family.DOMINANCE:
-            state.dominance_count += 1
-            n = state.dominance_count
-            # Inverted U: each dominant message helps less than the last and past the tolerance hurts.
-            delta = r.dominance_gain * (1.0 - p.power) * (1.0 - (n - 1) / p.dominance_tolerance)
-            delta -= r.dominance_reactance * p.power
-            hazard += r.dominance_hazard * (0.5 + p.power) * (n / p.dominance_tolerance) ** 2
-        elif family is Family.SUPPLICATION:
-            state.supplication_count += 1
-            delta = r.supplication_gain * p.trust**2 * r.repeat_decay ** (state.supplication_count - 1)
-        elif family is Family.APPEASEMENT:
-            delta = -r.appeasement_loss
-        elif family is Family.AFFILIATION:
-            delta = -r.affiliation_loss * p.competitiveness
-        state.pressure = max(r.min_pressure, min(r.max_pressure, state.pressure + delta))
-        return hazard
 
-    def _own_emotion(self, family: Family, planned: float, heard, context: TurnContext) -> str:
-        """The persona's own displayed emotion: a readable reaction to what it just perceived."""
-        p, state = self.persona, context.state
-        if family is Family.DOMINANCE:
-            options = ("nervousness", "fear") if p.power < 0.5 else ("annoyance", "anger", "disapproval")
-        elif family is Family.SUPPLICATION:
-            options = ("caring", "sadness") if p.trust >= 0.5 else ("disapproval", "annoyance")
-        elif family is Family.APPEASEMENT:
-            options = ("pride", "approval")
-        elif family is Family.AFFILIATION:
-            options = ("amusement", "pride") if p.competitiveness >= 0.5 else ("joy", "optimism")
-        elif heard is None:
-            options = ("neutral", "optimism", "curiosity")
-        else:
-            options = ("neutral", "disappointment", "confusion") if planned >= state.last_offer else ("neutral",)
-        return options[state.text_rng.randrange(len(options))]
+def _perceive(p: Persona, state: PersonaState, family: Family) -> float:
+    """Update pressure from the perceived family; return this turn's walk-away hazard."""
+    r = p.response
+    hazard = p.base_hazard * (0.5 + p.power)
+    delta = 0.0
+    if family is Family.DOMINANCE:
+        state.dominance_count += 1
+        n = state.dominance_count
+        # Inverted U: each dominant message helps less than the last and past the tolerance hurts.
+        delta = r.dominance_gain * (1.0 - p.power) * (1.0 - (n - 1) / p.dominance_tolerance)
+        delta -= r.dominance_reactance * p.power
+        hazard += r.dominance_hazard * (0.5 + p.power) * (n / p.dominance_tolerance) ** 2
+    elif family is Family.SUPPLICATION:
+        state.supplication_count += 1
+        delta = r.supplication_gain * p.trust**2 * r.repeat_decay ** (state.supplication_count - 1)
+    elif family is Family.APPEASEMENT:
+        delta = -r.appeasement_loss
+    elif family is Family.AFFILIATION:
+        delta = -r.affiliation_loss * p.competitiveness
+    state.pressure = max(r.min_pressure, min(r.max_pressure, state.pressure + delta))
+    return hazard
+
+def _own_emotion(p: Persona, state: PersonaState, family: Family, planned: float, heard) -> str:
+    """The persona's own displayed emotion: a readable reaction to what it just perceived."""
+    if family is Family.DOMINANCE:
+        options = ("nervousness", "fear") if p.power < 0.5 else ("annoyance", "anger", "disapproval")
+    elif family is Family.SUPPLICATION:
+        options = ("caring", "sadness") if p.trust >= 0.5 else ("disapproval", "annoyance")
+    elif family is Family.APPEASEMENT:
+        options = ("pride", "approval")
+    elif family is Family.AFFILIATION:
+        options = ("amusement", "pride") if p.competitiveness >= 0.5 else ("joy", "optimism")
+    elif heard is None:
+        options = ("neutral", "optimism", "curiosity")
+    else:
+        options = ("neutral", "disappointment", "confusion") if planned >= state.last_offer else ("neutral",)
+    return options[state.text_rng.randrange(len(options))]
 
 
 def _register_defaults() -> None:
