@@ -12,7 +12,7 @@ from .agents.teacher import FixedSchedule, TeacherAgent
 from .domains import generate_scenarios, scenario_split
 from .emotions import GOEMOTIONS
 from .engine import Engine, Recognizer
-from .negotiation import Ending, Episode, Task
+from .negotiation import Ending, Episode, Role, Task
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,7 @@ class EmotionOutcome:
     agreement_rate: float
     walkaway_rate: float
     mean_rounds: float
+    fidelity: float  # share of the focal messages whose perceived emotion is the declared one
 
 
 def sweep_tasks(domain: str, personas: Sequence[str], episodes_per_persona: int, seed: int) -> list[Task]:
@@ -62,16 +63,23 @@ def summarise(domain: str, emotion: str, episodes: Sequence[Episode]) -> Emotion
         agreement_rate=endings[Ending.AGREEMENT] / n,
         walkaway_rate=endings[Ending.WALKAWAY] / n,
         mean_rounds=sum(e.outcome.rounds for e in episodes) / n,
+        fidelity=_fidelity(episodes),
     )
 
 
+def _fidelity(episodes: Sequence[Episode]) -> float:
+    focal = [u for e in episodes for u in e.turns_of(Role.FOCAL)]
+    return sum(u.perceived_emotion == u.declared_emotion for u in focal) / max(1, len(focal))
+
+
 def format_table(outcomes: Sequence[EmotionOutcome]) -> str:
-    """Emotion rows × domain columns of ``utility agree% walk%``, plus the across-domain mean utility."""
+    """Emotion rows × domain columns of ``utility agree% walk%``, plus the across-domain mean utility and
+    expression fidelity (perceived == declared)."""
     domains = list(dict.fromkeys(o.domain for o in outcomes))
     emotions = list(dict.fromkeys(o.emotion for o in outcomes))
     cell = {(o.domain, o.emotion): o for o in outcomes}
     width = 19
-    header = f"{'emotion':<15}" + "".join(f"{d:>{width}}" for d in domains) + f"{'mean U':>9}"
+    header = f"{'emotion':<15}" + "".join(f"{d:>{width}}" for d in domains) + f"{'mean U':>9}{'fidelity':>10}"
     sub = f"{'':<15}" + "".join(f"{'U  agree  walk':>{width}}" for _ in domains)
     lines = [header, sub, "-" * len(header)]
     for emotion in sorted(emotions, key=lambda e: -sum(cell[d, e].mean_utility for d in domains)):
@@ -80,5 +88,6 @@ def format_table(outcomes: Sequence[EmotionOutcome]) -> str:
             o = cell[d, emotion]
             row += f"{o.mean_utility:>{width - 12}.3f}{o.agreement_rate:>6.0%}{o.walkaway_rate:>6.0%}"
         row += f"{sum(cell[d, emotion].mean_utility for d in domains) / len(domains):>9.3f}"
+        row += f"{sum(cell[d, emotion].fidelity for d in domains) / len(domains):>10.0%}"
         lines.append(row)
     return "\n".join(lines)
