@@ -8,6 +8,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from functools import lru_cache
+from pathlib import Path
 
 from .errors import EmoNegError, InputError
 
@@ -133,6 +134,49 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------------- releases
+
+def _build(args: argparse.Namespace) -> int:
+    from builders.build import build
+    from builders.config import load_config
+
+    config = load_config(args.config, args.profile)
+    path = build(config, args.out, num_shards=args.num_shards, shard=args.shard, progress=not args.quiet,
+                 source=Path(args.config).name)
+    if args.num_shards > 1:
+        print(f"wrote part {args.shard} of {args.num_shards} to {path}; combine the parts with `emoneg merge`")
+    else:
+        print(f"wrote release {path}")
+    return 0
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from builders.build import merge
+
+    print(f"wrote release {merge(args.parts, args.out, source=args.source)}")
+    return 0
+
+
+def _validate_release(args: argparse.Namespace) -> int:
+    from builders.validate import validate_release
+
+    problems = validate_release(args.release)
+    if not problems:
+        print(f"{args.release}: valid release")
+        return 0
+    for problem in problems:
+        print(f"{problem.where}: {problem.message}")
+    print(f"{args.release}: {len(problems)} problem{'s' if len(problems) != 1 else ''}", file=sys.stderr)
+    return 1
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from builders.publish import publish
+
+    print(publish(args.release, args.repo_id, dry_run=args.dry_run, private=args.private))
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------- info
 
 def _personas(args: argparse.Namespace) -> int:
@@ -211,6 +255,38 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--episodes", type=int, default=8, help="episodes per persona, domain and emotion")
     sweep.add_argument("--seed", type=int, default=0)
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    build = _command(commands, "build", "build a versioned dataset release from a builder config",
+                     "  emoneg build builders/configs/emoneg-v1.yaml --out releases/\n"
+                     "  emoneg build builders/configs/emoneg-v1.yaml --profile small --out releases/\n"
+                     "  emoneg build builders/configs/emoneg-v1.yaml --out parts/ --num-shards 4 --shard 0\n",
+                     _build)
+    build.add_argument("config", help="builder config (YAML)")
+    build.add_argument("--out", required=True, help="folder the release folder is created in")
+    build.add_argument("--profile", help="a profile defined in the config, e.g. small")
+    build.add_argument("--num-shards", type=int, default=1, help="split the build into this many parts")
+    build.add_argument("--shard", type=int, default=0, help="which part to build (0-based)")
+    build.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    merge = _command(commands, "merge", "combine the parts of a sharded build into the release",
+                     "  emoneg merge parts/emoneg-trajectories-v1.0.0.part-* --out releases/\n", _merge)
+    merge.add_argument("parts", nargs="+", help="part folders written by `emoneg build --num-shards`")
+    merge.add_argument("--out", required=True, help="folder the release folder is created in")
+    merge.add_argument("--source", help="name of the builder config file, recorded in the manifest")
+
+    validate = _command(commands, "validate-release", "check a release: card vs files, hashes, features, splits",
+                        "  emoneg validate-release releases/emoneg-trajectories-v1.0.0\n"
+                        "  (prints one line per problem and exits 1 when there is any)\n", _validate_release)
+    validate.add_argument("release", help="release folder")
+
+    publish = _command(commands, "publish", "upload a release to the Hugging Face Hub and tag its version",
+                       "  emoneg publish releases/emoneg-trajectories-v1.0.0 --repo-id my-org/emoneg --dry-run\n"
+                       "  HF_TOKEN=... emoneg publish releases/emoneg-trajectories-v1.0.0 --repo-id my-org/emoneg\n",
+                       _publish)
+    publish.add_argument("release", help="release folder")
+    publish.add_argument("--repo-id", required=True, help="dataset repository, ORG/NAME")
+    publish.add_argument("--dry-run", action="store_true", help="validate and show the plan; no network")
+    publish.add_argument("--private", action="store_true", help="create the repository as private")
 
     _command(commands, "personas", "list the counterparty personas", "  emoneg personas\n", _personas)
     _command(commands, "recognizer", "report the emotion recognizer's held-out accuracy",

@@ -6,7 +6,9 @@ the same state means the same thing in every domain and for either role.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -37,23 +39,52 @@ STATE_DIM = len(STATE_FEATURES)
 _READABLE = (str(OfferStatus.OK), str(OfferStatus.STRUCTURED))
 
 
-def offer_trajectory(history: Sequence[Utterance], role: Role, scenario: Scenario) -> list[float]:
-    """``role``'s readable offers in ``role``'s own space, starting from its anchor (1.0)."""
+@dataclass(frozen=True)
+class OfferTrack:
+    """One role's readable offers over a transcript, in that role's own space, each with the index of
+    the message that made it; the first entry is the role's own anchor (1.0) at index −1."""
+
+    turns: tuple[int, ...]
+    positions: tuple[float, ...]
+
+    def upto(self, k: int) -> tuple[float, ...]:
+        """Positions stated in the first ``k`` messages (anchor included)."""
+        return self.positions[: bisect_left(self.turns, k)]
+
+    def standing(self, k: int) -> float:
+        """The standing position after the first ``k`` messages."""
+        return self.positions[bisect_left(self.turns, k) - 1]
+
+
+def offer_track(history: Sequence[Utterance], role: Role, scenario: Scenario) -> OfferTrack:
     focal = role is Role.FOCAL
-    points = [1.0]
+    turns, positions = [-1], [1.0]
     for utterance in history:
         if utterance.role is role and utterance.offer is not None and (
                 utterance.offer_status in _READABLE or utterance.act is Act.ACCEPT):
-            points.append(formulas.own_position(utterance.offer, scenario.focal_anchor,
-                                                scenario.counterparty_anchor, focal))
-    return points
+            turns.append(utterance.turn)
+            positions.append(formulas.own_position(utterance.offer, scenario.focal_anchor,
+                                                   scenario.counterparty_anchor, focal))
+    return OfferTrack(tuple(turns), tuple(positions))
 
 
-def state_vector(history: Sequence[Utterance], role: Role, scenario: Scenario, max_turns: int) -> np.ndarray:
-    """The state ``role`` decides in, given the messages so far (float32, ``STATE_DIM`` long)."""
-    own = offer_trajectory(history, role, scenario)
+def offer_trajectory(history: Sequence[Utterance], role: Role, scenario: Scenario) -> list[float]:
+    """``role``'s readable offers in ``role``'s own space, starting from its anchor (1.0)."""
+    return list(offer_track(history, role, scenario).positions)
+
+
+def state_vector(history: Sequence[Utterance], role: Role, scenario: Scenario, max_turns: int,
+                 tracks: tuple[OfferTrack, OfferTrack] | None = None) -> np.ndarray:
+    """The state ``role`` decides in, given the messages so far (float32, ``STATE_DIM`` long).
+
+    ``tracks`` (own, opponent) may be precomputed over a longer transcript to avoid rescanning it.
+    """
+    k = len(history)
+    own_track, opponent_track = tracks or (offer_track(history, role, scenario),
+                                           offer_track(history, role.other, scenario))
+    own = own_track.upto(k)
     # The opponent's offers seen from our side: 1 − (their own position).
-    opponent = [1.0 - x for x in offer_trajectory(history, role.other, scenario)]
+    opponent = [1.0 - x for x in opponent_track.upto(k)]
     own_steps = [a - b for a, b in zip(own, own[1:])]
     opponent_steps = [b - a for a, b in zip(opponent, opponent[1:])]
     stalemate = 0
@@ -64,7 +95,7 @@ def state_vector(history: Sequence[Utterance], role: Role, scenario: Scenario, m
 
     vector = np.zeros(STATE_DIM, dtype=np.float32)
     vector[:7] = (
-        len(history) / max_turns,
+        k / max_turns,
         own[-1],
         opponent[-1],
         own[-1] - opponent[-1],

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .features import offer_trajectory
+from .features import offer_track
 from .negotiation import Act, Episode, Role
 from .perception.offers import OfferStatus
 
@@ -42,6 +42,7 @@ class RubricJudge:
 
     def score_episode(self, episode: Episode, role: Role = Role.FOCAL) -> list[JudgeScore]:
         scenario, history = episode.task.scenario, episode.utterances
+        own, other = offer_track(history, role, scenario), offer_track(history, role.other, scenario)
         scores = []
         for utterance in history:
             if utterance.role is not role:
@@ -54,7 +55,7 @@ class RubricJudge:
             if utterance.act is Act.WALKAWAY:
                 scores.append(JudgeScore(turn, 1, "quit the negotiation"))
                 continue
-            own_after = offer_trajectory(history[: turn + 1], role, scenario)[-1]
+            own_after = own.standing(turn + 1)
             if utterance.act is Act.ACCEPT:
                 scores.append(JudgeScore(turn, _clip(1 + 9 * own_after), "accepted the standing offer"))
                 continue
@@ -67,10 +68,9 @@ class RubricJudge:
             if reply is not None and reply.act is Act.WALKAWAY:
                 scores.append(JudgeScore(turn, 1, "the other side walked away after this message"))
                 continue
-            own_before = offer_trajectory(history[:turn], role, scenario)[-1]
-            other_before = 1.0 - offer_trajectory(history[: turn + 1], role.other, scenario)[-1]
-            other_after = 1.0 - offer_trajectory(history[: turn + 2], role.other, scenario)[-1]
-            own_concession, other_concession = own_before - own_after, other_after - other_before
+            own_concession = own.standing(turn) - own_after
+            # the other side's offers seen from ours are 1 − its own position
+            other_concession = other.standing(turn + 1) - other.standing(turn + 2)
             firm = own_concession <= self.firmness_margin and other_concession > 0
             raw = 5 + 30 * other_concession - 20 * max(0.0, own_concession - self.firmness_margin) + (1 if firm else 0)
             scores.append(JudgeScore(turn, _clip(raw), f"own concession {own_concession:+.3f}, "

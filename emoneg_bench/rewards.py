@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import formulas
-from .features import offer_trajectory, state_vector
+from .features import offer_track, state_vector
 from .negotiation import Ending, Episode, Role
 
 
@@ -45,31 +45,30 @@ def own_utility(episode: Episode, role: Role) -> float:
 def episode_decisions(episode: Episode, role: Role = Role.FOCAL,
                       config: formulas.RewardConfig = formulas.DEFAULT_REWARDS) -> list[Decision]:
     scenario, history = episode.task.scenario, episode.utterances
-    last_turn = len(history) - 1
     ended = episode.outcome.ending is not Ending.TURN_LIMIT
-    decisions = []
+    own, opponent = offer_track(history, role, scenario), offer_track(history, role.other, scenario)
     own_turns = [u.turn for u in history if u.role is role]
+    states = [state_vector(history[:turn], role, scenario, episode.max_turns, (own, opponent)) for turn in own_turns]
+    states.append(state_vector(history, role, scenario, episode.max_turns, (own, opponent)))
+    decisions = []
     for index, turn in enumerate(own_turns):
-        own_before = offer_trajectory(history[:turn], role, scenario)[-1]
-        own_after = offer_trajectory(history[: turn + 1], role, scenario)[-1]
         reply_end = min(turn + 2, len(history))
-        opponent_before = 1.0 - offer_trajectory(history[: turn + 1], role.other, scenario)[-1]
-        opponent_after = 1.0 - offer_trajectory(history[:reply_end], role.other, scenario)[-1]
-        own_concession, opponent_concession = own_before - own_after, opponent_after - opponent_before
+        own_concession = own.standing(turn) - own.standing(turn + 1)
+        # the opponent's standing offer seen from our side is 1 − its own position
+        opponent_concession = opponent.standing(turn + 1) - opponent.standing(reply_end)
         reward = formulas.step_reward(own_concession, opponent_concession, turn / episode.max_turns, config)
         is_last = index == len(own_turns) - 1
-        terminated = ended and is_last and last_turn <= turn + 1
+        terminated = ended and is_last and len(history) - 1 <= turn + 1
         if terminated:
             reward += formulas.terminal_reward(episode.outcome.ending, own_utility(episode, role), config)
-        next_turn = own_turns[index + 1] if not is_last else len(history)
         decisions.append(Decision(
             turn=turn,
-            state=state_vector(history[:turn], role, scenario, episode.max_turns),
+            state=states[index],
             action=history[turn].declared_emotion,
             own_concession=own_concession,
             opponent_concession=opponent_concession,
             reward=reward,
-            next_state=state_vector(history[:next_turn], role, scenario, episode.max_turns),
+            next_state=states[index + 1],
             terminated=terminated,
             truncated=is_last and not ended,
         ))

@@ -226,16 +226,16 @@ def _register_defaults() -> None:
           trust=0.3, competitiveness=1.0, base_hazard=0.005, dominance_tolerance=3),
     ]
     held_out = [
-        T(name="stoic", description="Held out: slow linear concessions, average everything, never rattled.",
+        T(name="stoic", description="Slow linear concessions, average everything, never rattled.",
           concession_exponent=0.9, initial_concession=0.01, reservation=(0.35, 0.55), deadline=1.0, power=0.5,
           trust=0.4, competitiveness=0.5, base_hazard=0.002, dominance_tolerance=4),
-        T(name="volatile", description="Held out: low power but walks away easily when pushed.",
+        T(name="volatile", description="Low power but walks away easily when pushed.",
           concession_exponent=1.5, initial_concession=0.05, reservation=(0.2, 0.4), deadline=0.8, power=0.3,
           trust=0.5, competitiveness=0.4, base_hazard=0.012, dominance_tolerance=2),
-        T(name="diplomat", description="Held out: warm, trusting conceder with high power.",
+        T(name="diplomat", description="Warm, trusting conceder with high power.",
           concession_exponent=2.0, initial_concession=0.06, reservation=(0.3, 0.5), deadline=0.75, power=0.75,
           trust=0.8, competitiveness=0.2, base_hazard=0.003, dominance_tolerance=3),
-        T(name="shark", description="Held out: extreme Boulware, very high power, fully competitive.",
+        T(name="shark", description="Extreme Boulware, very high power, fully competitive.",
           concession_exponent=0.3, initial_concession=0.0, reservation=(0.5, 0.75), deadline=1.0, power=0.95,
           trust=0.05, competitiveness=1.0, base_hazard=0.008, dominance_tolerance=2),
     ]

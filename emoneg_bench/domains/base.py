@@ -10,6 +10,7 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any, ClassVar
 
 from ..errors import UnknownNameError
@@ -64,15 +65,21 @@ class Scenario:
 
     def context(self) -> str:
         """The scenario facts as prose, used by prompts and phrasing slots."""
-        return self.context_template.format(**self.slots())
+        return _context(self)
 
     def slots(self) -> dict[str, Any]:
-        """Values available to prompt and phrasing templates."""
-        return dataclasses.asdict(self)
+        """Values available to prompt and phrasing templates (a fresh dict; fields are flat scalars)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
     def to_record(self) -> dict[str, Any]:
         """A flat row for Parquet/CSV: the typed fields plus the rendered context."""
-        return {**dataclasses.asdict(self), "context": self.context()}
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)} | {"context": self.context()}
+
+
+@lru_cache(maxsize=8192)
+def _context(scenario: Scenario) -> str:
+    # Scenarios are frozen and hashable; builds render the same scenario's context thousands of times.
+    return scenario.context_template.format(**scenario.slots())
 
 
 @dataclass(frozen=True)
@@ -111,15 +118,21 @@ class Domain:
 
     def system_prompt(self, role: str, scenario: Scenario) -> str:
         """The role prompt for ``role`` (``focal`` or ``counterparty``) filled with scenario facts."""
-        from ..perception.offers import format_offer
+        return _system_prompt(self.id, str(role), scenario)
 
-        template = self.focal_prompt if role == "focal" else self.counterparty_prompt
-        return template.format(
-            context=scenario.context(),
-            focal_anchor_text=format_offer(scenario.focal_anchor, self.unit),
-            counterparty_anchor_text=format_offer(scenario.counterparty_anchor, self.unit),
-            **scenario.slots(),
-        )
+
+@lru_cache(maxsize=8192)
+def _system_prompt(domain_id: str, role: str, scenario: Scenario) -> str:
+    from ..perception.offers import format_offer
+
+    domain = get_domain(domain_id)
+    template = domain.focal_prompt if role == "focal" else domain.counterparty_prompt
+    return template.format(
+        context=scenario.context(),
+        focal_anchor_text=format_offer(scenario.focal_anchor, domain.unit),
+        counterparty_anchor_text=format_offer(scenario.counterparty_anchor, domain.unit),
+        **scenario.slots(),
+    )
 
 
 _REGISTRY: dict[str, Domain] = {}
