@@ -192,6 +192,8 @@ def build(config: BuildConfig, out: str | Path, *, num_shards: int = 1, shard: i
 
     out = Path(out)
     release = _check_out(out, config)
+    if config.teacher_kind not in TEACHERS:  # refuse before anything is written
+        make_teacher(config, config.teacher_schedule)
     if not (num_shards >= 1 and 0 <= shard < num_shards):
         raise InputError(f"--shard must be in 0…{num_shards - 1} for --num-shards {num_shards}, got {shard}")
     work = plan.units(config)
@@ -240,7 +242,7 @@ def merge(parts: Sequence[str | Path], out: str | Path, *, source: str | None = 
     missing = [u.unit_id for u in work if u.unit_id not in owner]
     if missing:
         raise InputError(f"the parts do not cover the build: missing {len(missing)} units, e.g. {missing[0]}")
-    root = Path(out) / f".{config.release_name}.partial"
+    root = Path(out) / f".{config.release_name}.merging"  # merge's own staging, never a build's
     if root.exists():
         shutil.rmtree(root)
     _start_staging(root, config)

@@ -73,19 +73,22 @@ def load_config(path: str | Path, profile: str | None = None) -> BuildConfig:
     import yaml
 
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:
+        raise InputError("not valid YAML: the file is not UTF-8 text", file=str(path)) from None
     except yaml.YAMLError as error:
-        raise InputError(f"not valid YAML ({error.__class__.__name__}: {getattr(error, 'problem', error)})",
-                         file=str(path)) from None
+        detail = str(getattr(error, "problem", None) or error).splitlines()[0]
+        raise InputError(f"not valid YAML ({error.__class__.__name__}: {detail})", file=str(path)) from None
     if not isinstance(raw, dict):
         raise InputError("a build config is a YAML mapping", file=str(path))
     profiles = raw.pop("profiles", {}) or {}
+    merged = _merge(DEFAULTS, raw, str(path), "")
     if profile is not None:
         if profile not in profiles:
             raise InputError(f"no profile {profile!r}; the file defines: {', '.join(profiles) or 'none'}",
                              file=str(path))
-        raw = _merge(raw, profiles[profile], str(path), f"profiles.{profile}")
-    return _check(_merge(DEFAULTS, raw, str(path), ""), str(path), profile)
+        merged = _merge(merged, profiles[profile], str(path), f"profiles.{profile}")
+    return _check(merged, str(path), profile)
 
 
 def _merge(base: dict, override: Any, file: str, where: str) -> dict:
@@ -125,8 +128,9 @@ def _check(raw: dict, file: str, profile: str | None) -> BuildConfig:
              f"expected a whole number from {lo} to {hi}, got {value!r}")
         return value
 
-    def names(field: str, value: Any, lookup, default_all: tuple[str, ...] | None = None) -> tuple[str, ...]:
-        if default_all is not None and value in ("all", "training"):
+    def names(field: str, value: Any, lookup, keyword: str | None = None,
+              default_all: tuple[str, ...] = ()) -> tuple[str, ...]:
+        if keyword is not None and value == keyword:
             return default_all
         need(isinstance(value, list) and value and all(isinstance(v, str) for v in value), field,
              "expected a non-empty list of names")
@@ -166,8 +170,8 @@ def _check(raw: dict, file: str, profile: str | None) -> BuildConfig:
         episodes_per_scenario=integer("corpus.episodes_per_scenario", raw["corpus"]["episodes_per_scenario"], 1,
                                       100_000),
         corpus_personas=names("corpus.personas", raw["corpus"]["personas"], _training_persona(get_persona),
-                              persona_names(held_out=False)),
-        sweep_emotions=names("sweep.emotions", raw["sweep"]["emotions"], get_emotion, GOEMOTIONS),
+                              "training", persona_names(held_out=False)),
+        sweep_emotions=names("sweep.emotions", raw["sweep"]["emotions"], get_emotion, "all", GOEMOTIONS),
         sweep_episodes_per_persona=integer("sweep.episodes_per_persona", raw["sweep"]["episodes_per_persona"], 0,
                                            100_000),
         task_seeds=integer("tasks.seeds", raw["tasks"]["seeds"], 1, 1000),
