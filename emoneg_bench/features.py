@@ -68,11 +68,6 @@ def offer_track(history: Sequence[Utterance], role: Role, scenario: Scenario) ->
     return OfferTrack(tuple(turns), tuple(positions))
 
 
-def offer_trajectory(history: Sequence[Utterance], role: Role, scenario: Scenario) -> list[float]:
-    """``role``'s readable offers in ``role``'s own space, starting from its anchor (1.0)."""
-    return list(offer_track(history, role, scenario).positions)
-
-
 def state_vector(history: Sequence[Utterance], role: Role, scenario: Scenario, max_turns: int,
                  tracks: tuple[OfferTrack, OfferTrack] | None = None) -> np.ndarray:
     """The state ``role`` decides in, given the messages so far (float32, ``STATE_DIM`` long).

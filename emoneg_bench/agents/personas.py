@@ -19,9 +19,9 @@ from .. import formulas
 from ..domains.base import Domain
 from ..emotions import FAMILY_OF, Family
 from ..engine import Agent, TurnContext
-from ..errors import UnknownNameError
 from ..negotiation import Act, Move, Role, Task, derive_seed
 from ..perception.offers import format_offer
+from ..registry import Registry
 from ..units import round_offer
 from . import phrasing
 
@@ -64,26 +64,20 @@ class Persona:
     response: EmotionResponse = field(default_factory=EmotionResponse)
 
 
-_PERSONAS: dict[str, Persona] = {}
+PERSONAS: Registry[Persona] = Registry("persona")
 
 
 def register_persona(persona: Persona) -> Persona:
-    if persona.name in _PERSONAS:
-        raise ValueError(f"persona {persona.name!r} is already registered")
-    _PERSONAS[persona.name] = persona
-    return persona
+    return PERSONAS.register(persona.name, persona)
 
 
 def get_persona(name: str) -> Persona:
-    try:
-        return _PERSONAS[name]
-    except KeyError:
-        raise UnknownNameError("persona", name, _PERSONAS) from None
+    return PERSONAS.get(name)
 
 
 def persona_names(*, held_out: bool | None = None) -> tuple[str, ...]:
     """Registered persona names; ``held_out`` selects the training (False) or held-out (True) set."""
-    return tuple(name for name, p in _PERSONAS.items() if held_out is None or p.held_out == held_out)
+    return tuple(name for name, p in PERSONAS.items() if held_out is None or p.held_out == held_out)
 
 
 @dataclass

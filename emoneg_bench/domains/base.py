@@ -13,7 +13,7 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any, ClassVar
 
-from ..errors import UnknownNameError
+from ..registry import Registry
 from ..units import Unit
 
 TRAIN_FRACTION = 0.8
@@ -135,26 +135,20 @@ def _system_prompt(domain_id: str, role: str, scenario: Scenario) -> str:
     )
 
 
-_REGISTRY: dict[str, Domain] = {}
+DOMAINS: Registry[Domain] = Registry("domain")
 
 
 def register(domain: Domain) -> Domain:
-    if domain.id in _REGISTRY:
-        raise ValueError(f"domain {domain.id!r} is already registered")
-    _REGISTRY[domain.id] = domain
-    return domain
+    return DOMAINS.register(domain.id, domain)
 
 
 def get_domain(name: str) -> Domain:
     """The registered domain called ``name``, or an error listing the known ones."""
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UnknownNameError("domain", name, _REGISTRY) from None
+    return DOMAINS.get(name)
 
 
 def domain_ids() -> tuple[str, ...]:
-    return tuple(_REGISTRY)
+    return DOMAINS.names()
 
 
 def scenario_id(domain_id: str, index: int) -> str:
