@@ -17,6 +17,7 @@ import os
 import shutil
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 from pathlib import Path
 
 from emoneg_bench import schema
@@ -45,7 +46,22 @@ def _builtin_teacher(config: BuildConfig, schedule: str) -> Agent:
     return TeacherAgent(schedule)
 
 
+@lru_cache(maxsize=4)
+def _backend(spec: str):
+    from emoneg_bench.backends import load_backend
+
+    return load_backend(spec)
+
+
+def _lm_teacher(config: BuildConfig, schedule: str) -> Agent:
+    """A language model (``teacher.model``: any ``lm:`` spec) writes the focal messages."""
+    from emoneg_bench.agents.lm import LMNegotiator
+
+    return LMNegotiator(_backend(config.teacher_model), schedule)
+
+
 TEACHERS["builtin"] = _builtin_teacher
+TEACHERS["lm"] = _lm_teacher
 
 
 def make_teacher(config: BuildConfig, schedule: str) -> Agent:

@@ -149,6 +149,8 @@ def _check(raw: dict, file: str, profile: str | None) -> BuildConfig:
     need(isinstance(raw["license"], str) and bool(raw["license"]), "license", "expected a licence identifier")
     teacher = raw["teacher"]
     need(teacher["kind"] in TEACHER_KINDS, "teacher.kind", f"expected one of {', '.join(TEACHER_KINDS)}")
+    need(teacher["kind"] != "lm" or (isinstance(teacher.get("model"), str) and bool(teacher["model"])),
+         "teacher.model", "a language-model teacher needs `model`: smollm2, a model folder or an endpoint URL")
     try:
         parse_schedule(teacher["schedule"])
     except (EmoNegError, ValueError) as error:

@@ -70,9 +70,29 @@ def _scenarios_import(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------------- play
 
+def _agent(spec: str, role: str, schedule, backends: dict):
+    """``teacher``, ``persona:NAME`` or ``lm:SPEC`` → an agent (LM backends are shared between roles)."""
+    from .agents.personas import PersonaAgent
+    from .agents.teacher import TeacherAgent
+
+    if spec == "teacher":
+        return TeacherAgent(schedule or "random")
+    if spec.startswith("persona:"):
+        return PersonaAgent(spec.removeprefix("persona:"))
+    if spec.startswith("lm:"):
+        from .agents.lm import LMNegotiator
+        from .backends import load_backend
+
+        model = spec.removeprefix("lm:")
+        if model not in backends:
+            backends[model] = load_backend(model)
+        return LMNegotiator(backends[model], schedule)
+    raise InputError(f"unknown --{role} {spec!r}; expected teacher, persona:NAME or lm:MODEL")
+
+
 def _play(args: argparse.Namespace) -> int:
-    from .agents.personas import PersonaAgent, get_persona
-    from .agents.teacher import TeacherAgent, parse_schedule
+    from .agents.personas import get_persona
+    from .agents.teacher import parse_schedule
     from .domains import generate_scenarios, get_domain
     from .engine import Engine
     from .judge import RubricJudge
@@ -81,8 +101,13 @@ def _play(args: argparse.Namespace) -> int:
     from .transcript import format_transcript
 
     domain = get_domain(args.domain)
-    get_persona(args.persona)
-    schedule = parse_schedule(args.emotion if args.emotion else args.schedule)
+    counterparty = args.counterparty or (f"persona:{args.persona}" if args.persona else None)
+    if counterparty is None:
+        raise InputError("say who the counterparty is: --persona NAME or --counterparty lm:MODEL")
+    if counterparty.startswith("persona:"):
+        get_persona(counterparty.removeprefix("persona:"))
+    spec = args.emotion if args.emotion else args.schedule
+    schedule = None if spec == "none" else parse_schedule(spec)
     pool = read_scenarios(args.scenarios) if args.scenarios else generate_scenarios(domain, 100, args.scenario_seed)
     matches = [s for s in pool if s.scenario_id == args.scenario and s.domain == domain.id]
     if not matches:
@@ -90,9 +115,11 @@ def _play(args: argparse.Namespace) -> int:
         raise InputError(f"no {domain.id} scenario {args.scenario!r} (ids look like {known}, …)")
     if not 2 <= args.max_turns <= 200:
         raise InputError(f"--max-turns must be between 2 and 200, got {args.max_turns}")
-    task = Task(matches[0], args.persona, args.seed)
-    episode = Engine(_recognizer(), max_turns=args.max_turns).play(task, TeacherAgent(schedule),
-                                                                    PersonaAgent(args.persona))
+    backends: dict = {}
+    focal = _agent(args.focal, "focal", schedule, backends)
+    other = _agent(counterparty, "counterparty", None, backends)
+    task = Task(matches[0], counterparty.split(":", 1)[-1] if counterparty.startswith("persona:") else "lm", args.seed)
+    episode = Engine(_recognizer(), max_turns=args.max_turns).play(task, focal, other)
     scores = RubricJudge().score_episode(episode, Role.FOCAL)
     if args.json:
         from .transcript import episode_to_dict
@@ -232,14 +259,23 @@ def build_parser() -> argparse.ArgumentParser:
     play = _command(commands, "play", "play one negotiation and print the transcript",
                     "  emoneg play --domain debt --scenario debt-0003 --persona pushover --emotion anger\n"
                     "  emoneg play --domain student --scenario student-0010 --persona skeptic --schedule random "
-                    "--seed 4 --json\n", _play)
+                    "--seed 4 --json\n"
+                    "  emoneg play --domain hospital --scenario hospital-0002 --persona empath --focal lm:smollm2 "
+                    "--emotion sadness\n"
+                    "  emoneg play --domain debt --scenario debt-0001 --focal lm:smollm2 --counterparty lm:smollm2 "
+                    "--schedule none\n"
+                    "  emoneg play --domain debt --scenario debt-0001 --persona boulware "
+                    "--focal 'lm:http://127.0.0.1:8000/v1?model=my-model'\n", _play)
     play.add_argument("--domain", required=True)
     play.add_argument("--scenario", required=True, help="scenario id, e.g. debt-0001")
-    play.add_argument("--persona", required=True, help="counterparty persona (see `emoneg personas`)")
+    play.add_argument("--persona", help="counterparty persona (see `emoneg personas`)")
+    play.add_argument("--focal", default="teacher", help="teacher | persona:NAME | lm:MODEL (default teacher); "
+                                                         "MODEL = smollm2, a model folder or an endpoint URL")
+    play.add_argument("--counterparty", help="persona:NAME | lm:MODEL | teacher (default: --persona)")
     which = play.add_mutually_exclusive_group()
-    which.add_argument("--emotion", help="the teacher shows this emotion throughout")
+    which.add_argument("--emotion", help="the focal agent shows this emotion throughout")
     which.add_argument("--schedule", default="random",
-                       help="random | random:anger+joy | given:anger+neutral+… (default random)")
+                       help="random | random:anger+joy | given:anger+neutral+… | none (emotion-free; default random)")
     play.add_argument("--seed", type=int, default=0)
     play.add_argument("--scenarios", help="scenario file to look the id up in (default: the generated set)")
     play.add_argument("--scenario-seed", type=int, default=0, help="seed of the generated set (default 0)")

@@ -12,7 +12,9 @@ Rules: the focal agent opens, speakers strictly alternate, at most ``max_turns``
   what it asked for);
 - ``walkaway`` — a side quits;
 - ``breakdown`` — a side sends ``max_failed_offers`` messages in a row without a readable offer;
-- ``turn_limit`` — ``max_turns`` messages without any of the above (truncation).
+- ``turn_limit`` — ``max_turns`` messages without any of the above (truncation);
+- ``error`` — an agent could not produce a message at all (a failed model request): the episode did
+  not really run and is kept out of scores.
 
 An episode is a pure function of (task, agents, their seeds and outputs), so re-running a
 counterparty on recorded focal utterances reproduces the transcript (see ``agents.replay``).
@@ -165,7 +167,9 @@ class Engine:
         domain, role = episode.domain, context.role
         standing = context.standing_offer(role.other)
         offer, status = move.offer, OfferStatus.STRUCTURED
-        if move.act is Act.OFFER and offer is None:
+        if move.error is not None:
+            offer, status = None, "error"
+        elif move.act is Act.OFFER and offer is None:
             parsed = parse_offer(move.text, domain.unit, domain.offer_bounds)
             offer, status = parsed.value, parsed.status
         elif move.act is Act.ACCEPT:
@@ -173,7 +177,7 @@ class Engine:
         if offer is None and move.act is not Act.OFFER:
             status = OfferStatus.NO_OFFER
         episode.history.append(Utterance(context.turn, role, move.text, move.act, offer, str(status),
-                                         move.declared_emotion, emotion, confidence))
+                                         move.declared_emotion, emotion, confidence, move.error))
         rounds = len(episode.history)
         scenario = episode.task.scenario
 
@@ -181,7 +185,9 @@ class Engine:
             return Outcome(Ending.AGREEMENT, value,
                            formulas.utility(value, scenario.focal_anchor, scenario.counterparty_anchor), rounds, role)
 
-        if move.act is Act.WALKAWAY:
+        if move.error is not None:
+            episode.outcome = Outcome(Ending.ERROR, None, 0.0, rounds, role)
+        elif move.act is Act.WALKAWAY:
             episode.outcome = Outcome(Ending.WALKAWAY, None, 0.0, rounds, role)
         elif move.act is Act.ACCEPT and standing is not None:
             episode.outcome = deal(standing)

@@ -33,6 +33,7 @@ class Ending(StrEnum):
     WALKAWAY = "walkaway"  # one side quit
     TURN_LIMIT = "turn_limit"  # truncated at max_turns messages
     BREAKDOWN = "breakdown"  # a side failed to state a readable offer too many times in a row
+    ERROR = "error"  # a backend failed to produce a message: the episode did not really run, keep it out of scores
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class Move:
     act: Act = Act.OFFER
     offer: float | None = None
     declared_emotion: str | None = None
+    error: str | None = None  # the agent could not produce a message (e.g. a failed model request)
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class Utterance:
     declared_emotion: str | None
     perceived_emotion: str
     perceived_confidence: float
+    error: str | None = None  # why no message could be produced (ending ``error``)
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ def own_utility(episode: Episode, role: Role) -> float:
 def episode_decisions(episode: Episode, role: Role = Role.FOCAL,
                       config: formulas.RewardConfig = formulas.DEFAULT_REWARDS) -> list[Decision]:
     scenario, history = episode.task.scenario, episode.utterances
-    ended = episode.outcome.ending is not Ending.TURN_LIMIT
+    ended = episode.outcome.ending not in (Ending.TURN_LIMIT, Ending.ERROR)
     own, opponent = offer_track(history, role, scenario), offer_track(history, role.other, scenario)
     own_turns = [u.turn for u in history if u.role is role]
     states = [state_vector(history[:turn], role, scenario, episode.max_turns, (own, opponent)) for turn in own_turns]

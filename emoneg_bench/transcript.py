@@ -63,6 +63,8 @@ def format_transcript(episode: Episode, scores: Sequence[JudgeScore] = ()) -> st
         "walkaway": f"walk-away by the {names[o.ended_by] if o.ended_by else '?'}",
         "turn_limit": "turn limit reached without a deal",
         "breakdown": f"breakdown: the {names[o.ended_by] if o.ended_by else '?'} stopped making readable offers",
+        "error": f"error: the {names[o.ended_by] if o.ended_by else '?'} could not produce a message "
+                 "(kept out of scores)",
     }[str(o.ending)]
     lines += ["", f"ending: {result} after {o.rounds} messages · focal utility {o.utility:.3f}"]
     return "\n".join(lines)

@@ -30,3 +30,34 @@ def engine(recognizer):
     from emoneg_bench.engine import Engine
 
     return Engine(recognizer)
+
+
+@pytest.fixture(scope="session")
+def smollm2(_isolated_cache):
+    """The converted SmolLM2-135M-Instruct folder (converted once per test session, ~30 s)."""
+    from emoneg_bench.backends.smollm2 import smollm2_folder
+
+    return smollm2_folder()
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory, smollm2):
+    """A randomly initialised 2-layer Llama (~6.4M parameters) with SmolLM2's tokenizer and chat template.
+    Input and output embeddings are untied: tied random embeddings make greedy decoding repeat the
+    prompt's last token, so every text would be empty and comparisons would check nothing."""
+    import torch
+    from transformers import AutoTokenizer, GenerationConfig, LlamaConfig, LlamaForCausalLM
+
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    tokenizer = AutoTokenizer.from_pretrained(smollm2)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+                         tie_word_embeddings=False, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config)
+    model.generation_config = GenerationConfig(eos_token_id=tokenizer.eos_token_id,
+                                               pad_token_id=tokenizer.pad_token_id)
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -428,7 +428,7 @@ def test_a_teacher_that_is_not_installed_is_refused_before_anything_is_written(t
                                                                               recognizer):
     monkeypatch.delitem(build_module.TEACHERS, "lm", raising=False)
     path, out = tmp_path / "lm.yaml", tmp_path / "out"
-    path.write_text(BASE + "teacher: {kind: lm}\n")
+    path.write_text(BASE + "teacher: {kind: lm, model: smollm2}\n")
     out.mkdir()
     code = main(["build", str(path), "--out", str(out), "--quiet"])
     assert code == 2 and "teacher kind 'lm' is not available" in capsys.readouterr().err

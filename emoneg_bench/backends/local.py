@@ -1,0 +1,201 @@
+"""A local Hugging Face causal language model (optionally with a PEFT adapter) as a :class:`Backend`.
+
+Generation is batched with left padding. Conversations are sorted by prompt length before they are cut
+into batches (less padding) and the outputs are put back in input order.
+
+Reproducibility:
+
+- **Greedy** decoding (``temperature == 0``) in float32 gives the same text for a conversation whatever
+  the batch it lands in, so results do not depend on ``batch_size`` or on the other conversations of a
+  call (the tests check batched == unbatched with SDPA attention, the transformers default).
+- **Sampling** seeds torch with ``params.seed`` at the start of each call, so the same call reproduces,
+  but a conversation's sample depends on the batch it shares (random draws are made for the whole
+  batch), i.e. on ``batch_size`` and on the other conversations of the call.
+- bfloat16 / float16 are opt-in: faster, but rounding then depends on the batch shape, and greedy
+  outputs can change with batch composition.
+
+Decoding is defined by :class:`SamplingParams` alone: the model folder's ``generation_config.json`` is
+replaced by one holding only its special-token ids, so no hidden ``top_k`` or ``repetition_penalty``
+from a checkpoint changes what a run means.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+from .base import Backend, Generation, Message, SamplingParams
+
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+class LocalHFBackend(Backend):
+    """``LocalHFBackend("/models/smollm2", adapter="/runs/lora")`` — a model folder with ``config.json``,
+    safetensors weights, a tokenizer and a chat template; no hub access."""
+
+    def __init__(self, model: str | Path, *, adapter: str | Path | None = None, device: str = "auto",
+                 dtype: str = "float32", batch_size: int = 32, name: str | None = None):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+        self.model_path = _model_folder(model)
+        self.adapter_path = _adapter_folder(adapter) if adapter is not None else None
+        if batch_size < 1:
+            raise InputError(f"batch_size must be at least 1, got {batch_size}")
+        if dtype not in DTYPES:
+            raise InputError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        self.device = _device(device)
+        if dtype == "float16" and self.device.type == "cpu":
+            raise InputError("dtype float16 is not supported on CPU (slow and numerically unreliable); "
+                             "use float32 (the default) or bfloat16")
+        self.dtype = dtype
+        self.batch_size = batch_size
+
+        tokenizer = AutoTokenizer.from_pretrained(self.model_path, padding_side="left", local_files_only=True)
+        if not tokenizer.chat_template:
+            raise InputError(f"{self.model_path} has no chat template (tokenizer_config.json / chat_template.jinja)")
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        self.tokenizer = tokenizer
+
+        loaded = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=getattr(torch, dtype),
+                                                      local_files_only=True)
+        self.eos_token_ids = _eos_token_ids(tokenizer, loaded.generation_config)
+        loaded.generation_config = GenerationConfig(bos_token_id=loaded.generation_config.bos_token_id,
+                                                    eos_token_id=self.eos_token_ids,
+                                                    pad_token_id=tokenizer.pad_token_id)
+        if self.adapter_path is not None:
+            from peft import PeftModel
+
+            with warnings.catch_warnings():  # peft 0.21 calls a method transformers 5 deprecates; not ours to fix
+                warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+                loaded = PeftModel.from_pretrained(loaded, self.adapter_path)
+        self.model = loaded.to(self.device).eval()
+
+        self.name = name or f"hf:{self.model_path.name}" + (
+            f"+adapter:{self.adapter_path.name}" if self.adapter_path is not None else "")
+
+    @cached_property
+    def model_sha256(self) -> str:
+        """SHA-256 of the model's ``*.safetensors`` files, read in name order as one stream (for a
+        single-file model, the file's own ``sha256sum``)."""
+        return _weights_sha256(self.model_path)
+
+    @cached_property
+    def adapter_sha256(self) -> str | None:
+        return _weights_sha256(self.adapter_path) if self.adapter_path is not None else None
+
+    def generate(self, conversations: Sequence[Sequence[Message]], params: SamplingParams) -> list[Generation]:
+        """One generation per conversation, in input order. A batch that fails on the device (out of
+        memory…) yields failed ``Generation``s for its conversations; a malformed conversation is a
+        ``ValueError`` before anything runs."""
+        import torch
+
+        prompts = [self._prompt(index, conversation) for index, conversation in enumerate(conversations)]
+        # The chat template already writes any BOS token: add_special_tokens=False avoids a second one.
+        token_ids = self.tokenizer(prompts, add_special_tokens=False)["input_ids"] if prompts else []
+        order = sorted(range(len(prompts)), key=lambda index: len(token_ids[index]))
+        results: list[Generation | None] = [None] * len(prompts)
+        if not params.greedy:
+            torch.manual_seed(params.seed)
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start:start + self.batch_size]
+            for index, generation in zip(chunk, self._generate_batch([token_ids[i] for i in chunk], params)):
+                results[index] = generation
+        return results  # type: ignore[return-value]  # every slot is filled
+
+    def _prompt(self, index: int, conversation: Sequence[Message]) -> str:
+        if isinstance(conversation, (str, bytes)) or not isinstance(conversation, Sequence) or not all(
+                isinstance(message, dict) and "role" in message and "content" in message for message in conversation):
+            raise ValueError(f"conversation {index} must be a list of {{'role': …, 'content': …}} messages, "
+                             f"got {type(conversation).__name__}")
+        return self.tokenizer.apply_chat_template(list(conversation), add_generation_prompt=True, tokenize=False)
+
+    def _generate_batch(self, prompts: list[list[int]], params: SamplingParams) -> list[Generation]:
+        import torch
+
+        batch = self.tokenizer.pad({"input_ids": prompts}, return_tensors="pt").to(self.device)
+        sampling: dict[str, Any] = (
+            {"do_sample": False} if params.greedy
+            else {"do_sample": True, "temperature": params.temperature, "top_p": params.top_p, "top_k": 0})
+        try:
+            with torch.inference_mode():
+                output = self.model.generate(**batch, max_new_tokens=params.max_new_tokens, **sampling,
+                                             pad_token_id=self.tokenizer.pad_token_id,
+                                             eos_token_id=self.eos_token_ids)
+        except RuntimeError as error:  # CUDA out-of-memory and other device failures; torch.OutOfMemoryError too
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            failed = Generation(None, error=f"{self.name} failed on a batch of {len(prompts)} on {self.device}: "
+                                            f"{type(error).__name__}: {reason}")
+            return [failed] * len(prompts)
+        new_tokens = output[:, batch["input_ids"].shape[1]:].tolist()
+        return [self._decoded(tokens) for tokens in new_tokens]
+
+    def _decoded(self, tokens: list[int]) -> Generation:
+        """Text and token count up to and including the first end-of-sequence token (the rest is padding)."""
+        end = next((position + 1 for position, token in enumerate(tokens) if token in self.eos_token_ids), len(tokens))
+        text = self.tokenizer.decode(tokens[:end], skip_special_tokens=True).strip()
+        return Generation(text, completion_tokens=end)
+
+
+def _device(device: str) -> Any:
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        chosen = torch.device(device)
+    except RuntimeError as error:
+        raise InputError(f"unknown device {device!r}; expected auto, cpu, cuda or cuda:N") from error
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {device!r} was asked for but CUDA is not available; use auto or cpu")
+    return chosen
+
+
+def _model_folder(model: str | Path) -> Path:
+    folder = Path(model).expanduser()
+    if not folder.is_dir():
+        raise InputError(f"model folder {folder} does not exist (a local folder is needed; nothing is downloaded)")
+    if not (folder / "config.json").is_file():
+        raise InputError(f"model folder {folder} has no config.json; expected a Hugging Face model folder")
+    return folder
+
+
+def _adapter_folder(adapter: str | Path) -> Path:
+    folder = Path(adapter).expanduser()
+    if not folder.is_dir():
+        raise InputError(f"adapter folder {folder} does not exist")
+    if not (folder / "adapter_config.json").is_file():
+        raise InputError(f"adapter folder {folder} has no adapter_config.json; expected a PEFT adapter folder")
+    return folder
+
+
+def _eos_token_ids(tokenizer: Any, generation_config: Any) -> list[int]:
+    """The tokenizer's EOS plus any the checkpoint's generation config adds (chat models often end a turn
+    with a token other than the tokenizer's EOS)."""
+    configured = generation_config.eos_token_id
+    configured = [] if configured is None else [configured] if isinstance(configured, int) else list(configured)
+    ids = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    ids += [token for token in configured if token not in ids]
+    if not ids:
+        raise InputError("the model defines no end-of-sequence token (tokenizer or generation_config.json)")
+    return ids
+
+
+def _weights_sha256(folder: Path) -> str:
+    files = sorted(folder.glob("*.safetensors"))
+    if not files:
+        raise InputError(f"{folder} has no *.safetensors weights to fingerprint")
+    digest = hashlib.sha256()
+    for path in files:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,219 @@
+"""The local Hugging Face backend: batched greedy generation equals unbatched generation, seeds make sampling
+reproducible, outputs come back in input order, adapters load, bad inputs are clear errors."""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+
+import pytest
+
+from emoneg_bench.backends.base import Generation, SamplingParams
+from emoneg_bench.backends.local import LocalHFBackend
+from emoneg_bench.domains import domain_ids, generate_scenarios, get_domain
+from emoneg_bench.errors import InputError
+from emoneg_bench.negotiation import Role
+from emoneg_bench.prompts import negotiator_messages
+
+GREEDY = SamplingParams(max_new_tokens=16)
+
+
+def _conversations() -> list[list[dict[str, str]]]:
+    """Seven prompts from 10 to ~210 tokens, not in length order: one per domain (with and without an
+    emotion instruction) and three short chats."""
+    negotiations = [
+        negotiator_messages(get_domain(domain), Role.FOCAL, generate_scenarios(domain, 1, seed=3)[0], [],
+                            emotion="anger" if k % 2 else None)
+        for k, domain in enumerate(domain_ids())
+    ]
+    chats = [[{"role": "user", "content": "Hi"}],
+             [{"role": "user", "content": "Offer me a price for a used bike, in one sentence."}],
+             [{"role": "system", "content": "You are a landlord."},
+              {"role": "user", "content": "Could the rent go down by fifty a month if I sign for two years?"}]]
+    return [chats[0], *negotiations[:2], chats[1], *negotiations[2:], chats[2]][:7]
+
+
+@pytest.fixture(scope="module")
+def talkative_model(tiny_model, tmp_path_factory):
+    """``tiny_model`` with an untied output head. The shared fixture ties input and output embeddings, so
+    greedy decoding just echoes the prompt's last token (a newline) and every text would be empty; an
+    untied random head makes the text depend on the whole prompt, with many near-tied logits, which is
+    the strict case for batch invariance."""
+    import torch
+    from transformers import AutoTokenizer, GenerationConfig, LlamaConfig, LlamaForCausalLM
+
+    folder = tmp_path_factory.mktemp("talkative-tiny")
+    config = LlamaConfig.from_pretrained(tiny_model)
+    config.tie_word_embeddings = False
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    model.generation_config = GenerationConfig(eos_token_id=tokenizer.eos_token_id,
+                                               pad_token_id=tokenizer.pad_token_id)
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def backend(talkative_model):
+    return LocalHFBackend(talkative_model, batch_size=4)
+
+
+@pytest.fixture(scope="module")
+def lora_adapter(talkative_model, tmp_path_factory):
+    """A rank-4 LoRA on q_proj/v_proj with random (non-zero) B matrices, so it changes the model."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    folder = tmp_path_factory.mktemp("adapters") / "negotiator-lora"
+    with warnings.catch_warnings():  # peft 0.21 calls a method transformers 5 deprecates
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+        model = get_peft_model(AutoModelForCausalLM.from_pretrained(talkative_model),
+                               LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(std=0.5)
+    model.save_pretrained(folder)
+    return folder
+
+
+def texts(generations: list[Generation]) -> list[str | None]:
+    return [generation.text for generation in generations]
+
+
+def test_greedy_batched_generation_equals_unbatched(backend, talkative_model):
+    conversations = _conversations()
+    batched = backend.generate(conversations, GREEDY)
+    one_by_one = LocalHFBackend(talkative_model, batch_size=1).generate(conversations, GREEDY)
+    assert texts(batched) == texts(one_by_one)
+    assert [g.completion_tokens for g in batched] == [g.completion_tokens for g in one_by_one]
+    assert all(g.ok and g.text for g in batched)
+    assert len(set(texts(batched))) == len(conversations)  # prompt-dependent, so a mix-up would show
+
+
+def test_greedy_batched_generation_equals_unbatched_with_smollm2(smollm2):
+    conversations = _conversations()[:6]
+    params = SamplingParams(max_new_tokens=24)
+    batched = LocalHFBackend(smollm2, batch_size=4).generate(conversations, params)
+    one_by_one = LocalHFBackend(smollm2, batch_size=1).generate(conversations, params)
+    assert texts(batched) == texts(one_by_one)
+    assert all(g.ok and g.text for g in batched)
+    assert all(0 < g.completion_tokens <= 24 for g in batched)
+    # A one-sentence answer ends with <|im_end|> before the limit; the padding after it is not counted.
+    assert any(g.completion_tokens < 24 for g in batched)
+    assert [g.completion_tokens for g in batched] == [g.completion_tokens for g in one_by_one]
+
+
+def test_greedy_generation_is_the_same_on_every_call(backend):
+    conversations = _conversations()
+    assert texts(backend.generate(conversations, GREEDY)) == texts(backend.generate(conversations, GREEDY))
+
+
+def test_sampling_with_the_same_seed_reproduces(backend):
+    params = SamplingParams(max_new_tokens=12, temperature=1.0, seed=7)
+    conversations = _conversations()
+    assert texts(backend.generate(conversations, params)) == texts(backend.generate(conversations, params))
+
+
+def test_sampling_with_different_seeds_differs(backend):
+    conversations = _conversations()
+    first = backend.generate(conversations, SamplingParams(max_new_tokens=12, temperature=1.0, seed=1))
+    second = backend.generate(conversations, SamplingParams(max_new_tokens=12, temperature=1.0, seed=2))
+    assert all(a.text != b.text for a, b in zip(first, second))
+
+
+def test_sampling_differs_from_greedy(backend):
+    conversations = _conversations()
+    sampled = backend.generate(conversations, SamplingParams(max_new_tokens=12, temperature=1.0))
+    assert texts(sampled) != texts(backend.generate(conversations, SamplingParams(max_new_tokens=12)))
+
+
+def test_outputs_come_back_in_input_order(backend):
+    conversations = _conversations()  # deliberately not sorted by length; the backend sorts internally
+    forward = backend.generate(conversations, GREEDY)
+    backward = backend.generate(conversations[::-1], GREEDY)
+    assert texts(backward) == texts(forward)[::-1]
+
+
+def test_completion_tokens_never_exceed_max_new_tokens(backend):
+    for generation in backend.generate(_conversations(), SamplingParams(max_new_tokens=5)):
+        assert 0 < generation.completion_tokens <= 5
+
+
+def test_completion_tokens_stop_at_the_first_end_of_sequence(backend):
+    eos = backend.tokenizer.eos_token_id
+    words = backend.tokenizer("a fair price", add_special_tokens=False)["input_ids"]
+    stopped = backend._decoded([*words, eos, eos, eos])  # a row that finished early is padded with EOS
+    assert stopped == Generation("a fair price", completion_tokens=len(words) + 1)
+    assert backend._decoded(words).completion_tokens == len(words)  # hit max_new_tokens without EOS
+
+
+def test_a_lora_adapter_loads_and_changes_the_output(backend, talkative_model, lora_adapter):
+    adapted = LocalHFBackend(talkative_model, adapter=lora_adapter, batch_size=4)
+    assert adapted.name == f"hf:{talkative_model.name}+adapter:negotiator-lora"
+    conversations = _conversations()
+    assert texts(adapted.generate(conversations, GREEDY)) != texts(backend.generate(conversations, GREEDY))
+    expected = hashlib.sha256((lora_adapter / "adapter_model.safetensors").read_bytes()).hexdigest()
+    assert adapted.adapter_sha256 == expected
+
+
+def test_name_and_model_fingerprint(backend, talkative_model):
+    assert backend.name == f"hf:{talkative_model.name}"
+    assert backend.adapter_sha256 is None
+    assert backend.model_sha256 == hashlib.sha256((talkative_model / "model.safetensors").read_bytes()).hexdigest()
+    assert LocalHFBackend(talkative_model, name="my-negotiator").name == "my-negotiator"
+
+
+def test_a_failed_batch_becomes_errors_not_an_exception(talkative_model, monkeypatch):
+    backend = LocalHFBackend(talkative_model, batch_size=4)
+
+    def out_of_memory(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(backend.model, "generate", out_of_memory)
+    generations = backend.generate(_conversations()[:3], GREEDY)
+    assert len(generations) == 3
+    assert all(not g.ok and g.text is None and "CUDA out of memory" in g.error for g in generations)
+
+
+def test_no_conversations_give_no_generations(backend):
+    assert backend.generate([], GREEDY) == []
+
+
+def test_a_conversation_that_is_not_a_list_of_messages_is_a_value_error(backend):
+    with pytest.raises(ValueError, match="conversation 1"):
+        backend.generate([[{"role": "user", "content": "Hi"}], "Hi"], GREEDY)
+
+
+def test_a_missing_model_folder_is_an_input_error(tmp_path):
+    with pytest.raises(InputError, match="no-such-model"):
+        LocalHFBackend(tmp_path / "no-such-model")
+
+
+def test_a_folder_without_config_is_an_input_error(tmp_path):
+    with pytest.raises(InputError, match="config.json"):
+        LocalHFBackend(tmp_path)
+
+
+def test_a_missing_adapter_is_an_input_error(talkative_model, tmp_path):
+    with pytest.raises(InputError, match="no-such-adapter"):
+        LocalHFBackend(talkative_model, adapter=tmp_path / "no-such-adapter")
+
+
+def test_float16_on_cpu_is_refused(talkative_model):
+    with pytest.raises(InputError, match="float16"):
+        LocalHFBackend(talkative_model, dtype="float16", device="cpu")
+
+
+def test_an_unknown_dtype_is_an_input_error(talkative_model):
+    with pytest.raises(InputError, match="float64"):
+        LocalHFBackend(talkative_model, dtype="float64")
+
+
+def test_an_unknown_device_is_an_input_error(talkative_model):
+    with pytest.raises(InputError, match="tpu9"):
+        LocalHFBackend(talkative_model, device="tpu9")
