@@ -20,8 +20,14 @@ $(STAMP): pyproject.toml
 test: setup
 	$(OFFLINE) $(BIN)/python -m pytest -q
 
+DEMO_OUT := runs/demo
+
 demo: setup
 	$(OFFLINE) $(BIN)/emoneg sweep --episodes 8 --seed 0
+	rm -rf $(DEMO_OUT) && mkdir -p $(DEMO_OUT)
+	$(OFFLINE) $(BIN)/emoneg build builders/configs/emoneg-v1.yaml --profile small --out $(DEMO_OUT)
+	$(OFFLINE) $(BIN)/emoneg validate-release $(DEMO_OUT)/emoneg-trajectories-small-v1.0.0
+	@echo "demo release: $(DEMO_OUT)/emoneg-trajectories-small-v1.0.0 (load it with datasets.load_dataset)"
 
 lint: setup
 	$(BIN)/ruff check emoneg_bench builders baselines leaderboard tests benchmarks
