@@ -10,7 +10,6 @@ never exists half-written, and an existing version is never touched.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import os
@@ -24,6 +23,7 @@ from emoneg_bench import schema
 from emoneg_bench.agents.personas import PersonaAgent
 from emoneg_bench.engine import Agent, Engine
 from emoneg_bench.errors import EmoNegError, InputError
+from emoneg_bench.hashing import sha256_file
 from emoneg_bench.judge import RubricJudge
 from emoneg_bench.negotiation import Episode
 from emoneg_bench.rewards import episode_decisions
@@ -72,14 +72,6 @@ def make_teacher(config: BuildConfig, schedule: str) -> Agent:
 
 
 # ------------------------------------------------------------------------------------------ files
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
 
 def write_parquet(rows: Sequence[dict], config_name: str, path: Path) -> int:
     """Write rows with the config's features (HF metadata embedded), atomically. Returns the row count."""

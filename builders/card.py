@@ -14,9 +14,10 @@ from emoneg_bench import __version__, schema
 from emoneg_bench.agents.personas import get_persona, persona_names
 from emoneg_bench.domains import get_domain
 from emoneg_bench.features import STATE_FEATURES
+from emoneg_bench.hashing import sha256_file
 
 from . import plan
-from .build import BUILD_CONFIG, UNITS, sha256_file, shard_path, write_json, write_parquet
+from .build import BUILD_CONFIG, UNITS, shard_path, write_json, write_parquet
 from .config import BuildConfig
 
 CARD, MANIFEST, CHANGELOG = "README.md", "MANIFEST.json", "CHANGELOG.md"

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from emoneg_bench import schema
 from emoneg_bench.errors import EmoNegError, InputError
+from emoneg_bench.hashing import sha256_file
 
-from .build import sha256_file
 from .card import CARD, CHANGELOG, MANIFEST
 
 TRAJECTORY_CONFIGS = ("episodes", "transitions", "sft")

@@ -21,7 +21,6 @@ from a checkpoint changes what a run means.
 
 from __future__ import annotations
 
-import hashlib
 import warnings
 from collections.abc import Sequence
 from functools import cached_property
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..hashing import sha256_files
 from .base import Backend, Generation, Message, SamplingParams
 
 DTYPES = ("float32", "bfloat16", "float16")
@@ -193,9 +193,4 @@ def _weights_sha256(folder: Path) -> str:
     files = sorted(folder.glob("*.safetensors"))
     if not files:
         raise InputError(f"{folder} has no *.safetensors weights to fingerprint")
-    digest = hashlib.sha256()
-    for path in files:
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
+    return sha256_files(files)

