@@ -237,7 +237,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     scenarios = commands.add_parser("scenarios", help="generate or import scenario tables",
-                                    description="Generate or import scenario tables.")
+                                    description="Generate or import scenario tables.",
+                                    epilog="examples:\n  emoneg scenarios generate --domain debt --count 100 --out debt.parquet\n"
+                                           "  emoneg scenarios import --domain debt published.csv --out debt.parquet\n",
+                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     scenario_commands = scenarios.add_subparsers(dest="scenario_command", required=True, metavar="ACTION")
     generate = _command(scenario_commands, "generate", "write a seeded scenario set for one domain",
                         "  emoneg scenarios generate --domain debt --count 100 --seed 0 --out debt.parquet\n"
