@@ -204,6 +204,17 @@ def _publish(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------------- scoring
+
+def _score(args: argparse.Namespace) -> int:
+    from leaderboard.scoring import score
+
+    if args.bootstrap < 100:
+        raise InputError(f"--bootstrap must be at least 100 resamples, got {args.bootstrap}")
+    print(score(args.results, args.table, bootstrap=args.bootstrap, seed=args.seed).render(args.format))
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------- info
 
 def _personas(args: argparse.Namespace) -> int:
@@ -326,6 +337,19 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("--repo-id", required=True, help="dataset repository, ORG/NAME")
     publish.add_argument("--dry-run", action="store_true", help="validate and show the plan; no network")
     publish.add_argument("--private", action="store_true", help="create the repository as private")
+
+    score = _command(commands, "score", "score evaluation results (episodes-schema Parquet) into a table",
+                     "  emoneg score results/*.parquet --table main\n"
+                     "  emoneg score runs/a.parquet runs/b.parquet --table metrics --format csv --bootstrap 10000 "
+                     "--seed 0\n"
+                     "  emoneg score releases/emoneg-trajectories-v1.0.0/data/episodes/*.parquet --table emotions\n",
+                     _score)
+    score.add_argument("results", nargs="+", help="Parquet files in the episodes schema")
+    score.add_argument("--table", default="main",
+                       choices=("main", "metrics", "emotions", "transfer", "ablation", "tournament"))
+    score.add_argument("--format", default="md", choices=("md", "csv", "json", "latex"))
+    score.add_argument("--bootstrap", type=int, default=10000, help="bootstrap resamples (default 10000)")
+    score.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
 
     _command(commands, "personas", "list the counterparty personas", "  emoneg personas\n", _personas)
     _command(commands, "recognizer", "report the emotion recognizer's held-out accuracy",

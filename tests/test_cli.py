@@ -136,3 +136,17 @@ def test_every_command_has_help_with_examples():
 
 def test_console_script_is_installed():
     assert shutil.which("emoneg") or (Path(__file__).parents[1] / ".venv" / "bin" / "emoneg").exists()
+
+
+def test_score_prints_the_main_table_of_a_release(tmp_path, capsys, recognizer):
+    from builders.build import build
+    from builders.config import load_config
+
+    release = build(load_config("builders/configs/emoneg-v1.yaml", "small"), tmp_path, progress=False)
+    files = sorted(str(p) for p in (release / "data" / "episodes").glob("*.parquet"))
+    code, out, _ = run(capsys, "score", *files, "--table", "main", "--bootstrap", "500", "--format", "csv")
+    assert code == 0
+    header, *rows = out.strip().splitlines()
+    assert header.startswith("rank,policy,") and len(rows) == 6  # teacher:random + 5 fixed emotions
+    assert any(row.split(",")[1] == "teacher:random" for row in rows)
+    assert run(capsys, "score", str(tmp_path / "missing.parquet"))[0] == 2
