@@ -215,6 +215,14 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _leaderboard_validate(args: argparse.Namespace) -> int:
+    from leaderboard.submission import describe, validate_submission
+
+    report = validate_submission(args.submission, args.release, recognizer=_recognizer())
+    print(describe(report))
+    return 0 if report.accepted else 2
+
+
 # ---------------------------------------------------------------------------------------------- info
 
 def _personas(args: argparse.Namespace) -> int:
@@ -350,6 +358,20 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--format", default="md", choices=("md", "csv", "json", "latex"))
     score.add_argument("--bootstrap", type=int, default=10000, help="bootstrap resamples (default 10000)")
     score.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+
+    board = commands.add_parser("leaderboard", help="validate leaderboard submissions",
+                                description="Leaderboard submissions: validation and replay verification.",
+                                epilog="examples:\n  emoneg leaderboard validate my-submission/ "
+                                       "--release releases/emoneg-trajectories-v1.0.0\n",
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    board_commands = board.add_subparsers(dest="board_command", required=True, metavar="ACTION")
+    check = _command(board_commands, "validate",
+                     "check a submission folder and replay every episode against the official counterparties",
+                     "  emoneg leaderboard validate my-submission/ --release releases/emoneg-trajectories-v1.0.0\n"
+                     "  (a submission is submission.yaml + episodes.parquet on the release's test tasks; exit 2 "
+                     "when rejected)\n", _leaderboard_validate)
+    check.add_argument("submission", help="submission folder")
+    check.add_argument("--release", required=True, help="the release folder the submission was evaluated on")
 
     _command(commands, "personas", "list the counterparty personas", "  emoneg personas\n", _personas)
     _command(commands, "recognizer", "report the emotion recognizer's held-out accuracy",

@@ -127,7 +127,7 @@ def test_every_command_has_help_with_examples():
     subparsers = parser._subparsers._group_actions[0].choices
     for name, sub in subparsers.items():
         assert "examples:" in sub.format_help(), name
-        if name == "scenarios":
+        if name in ("scenarios", "leaderboard"):
             for action in sub._subparsers._group_actions[0].choices.values():
                 assert "examples:" in action.format_help()
         else:
