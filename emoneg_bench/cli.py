@@ -223,6 +223,18 @@ def _leaderboard_validate(args: argparse.Namespace) -> int:
     return 0 if report.accepted else 2
 
 
+def _leaderboard_submit(args: argparse.Namespace) -> int:
+    from leaderboard.board import submit
+    from leaderboard.submission import describe
+
+    report, entry = submit(args.submission, args.release, args.board, recognizer=_recognizer())
+    print(describe(report))
+    if entry is None:
+        return 2
+    print(f"added to the leaderboard: {entry}")
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------- info
 
 def _personas(args: argparse.Namespace) -> int:
@@ -372,6 +384,13 @@ def build_parser() -> argparse.ArgumentParser:
                      "when rejected)\n", _leaderboard_validate)
     check.add_argument("submission", help="submission folder")
     check.add_argument("--release", required=True, help="the release folder the submission was evaluated on")
+    add = _command(board_commands, "submit", "validate and replay a submission, then add it to the leaderboard",
+                   "  emoneg leaderboard submit my-submission/ --release releases/emoneg-trajectories-v1.0.0\n"
+                   "  (writes leaderboard/submissions/NAME/: the replayed episodes as Parquet + entry.json)\n",
+                   _leaderboard_submit)
+    add.add_argument("submission", help="submission folder")
+    add.add_argument("--release", required=True, help="the release folder the submission was evaluated on")
+    add.add_argument("--board", default="leaderboard/submissions", help="leaderboard folder (default %(default)s)")
 
     _command(commands, "personas", "list the counterparty personas", "  emoneg personas\n", _personas)
     _command(commands, "recognizer", "report the emotion recognizer's held-out accuracy",

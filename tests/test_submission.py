@@ -280,3 +280,35 @@ def test_the_cli_accepts_an_honest_submission_and_rejects_a_forged_one(honest, r
     assert main(["leaderboard", "validate", str(folder), "--release", str(release)]) == 2
     out = capsys.readouterr().out
     assert out.startswith("rejected:") and "model.pkl" in out
+
+
+def test_an_accepted_submission_joins_the_board_with_its_replayed_episodes(honest, release, tmp_path, recognizer):
+    import json
+
+    import pyarrow.parquet as pq
+
+    from emoneg_bench.errors import InputError
+    from leaderboard.board import submit
+    from leaderboard.scoring import score
+
+    board = tmp_path / "board"
+    report, entry = submit(honest, release, board, recognizer=recognizer)
+    assert report.accepted and entry == board / "random-teacher"
+    assert sorted(p.name for p in entry.iterdir()) == ["entry.json", "episodes.parquet"]
+    table = pq.read_table(entry / "episodes.parquet")
+    assert table.num_rows == len(report.replayed) == len(load_release_tasks(release, "test"))
+    meta = json.loads((entry / "entry.json").read_text())
+    assert meta["release_version"] == release_manifest(release)["version"] and meta["episodes"] == table.num_rows
+    assert [r[1] for r in score([entry / "episodes.parquet"], "main", bootstrap=200).rows] == ["teacher:random"]
+    with pytest.raises(InputError, match="already has an entry 'random-teacher'"):
+        submit(honest, release, board, recognizer=recognizer)
+
+
+def test_a_rejected_submission_writes_nothing_to_the_board(honest, release, tmp_path, recognizer):
+    from leaderboard.board import submit
+
+    folder = copy_of(honest, tmp_path)
+    (folder / "weights.pkl").write_bytes(b"\x80\x04.")
+    board = tmp_path / "board"
+    report, entry = submit(folder, release, board, recognizer=recognizer)
+    assert not report.accepted and entry is None and not board.exists()
