@@ -75,11 +75,10 @@ def make_teacher(config: BuildConfig, schedule: str) -> Agent:
 
 def write_parquet(rows: Sequence[dict], config_name: str, path: Path) -> int:
     """Write rows with the config's features (HF metadata embedded), atomically. Returns the row count."""
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    table = pa.Table.from_pylist(list(rows), schema=schema.features(config_name).arrow_schema)
+    table = schema.arrow_table(config_name, rows)
     tmp = path.with_name(f".{path.name}.tmp")
     pq.write_table(table, tmp, row_group_size=ROW_GROUP, compression="zstd")
     os.replace(tmp, path)

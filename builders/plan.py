@@ -14,6 +14,7 @@ from emoneg_bench.agents.personas import persona_names
 from emoneg_bench.domains import generate_scenarios
 from emoneg_bench.domains.base import Scenario
 from emoneg_bench.negotiation import Task
+from emoneg_bench.sweep import fixed_emotion_tasks
 
 from .config import BuildConfig
 
@@ -69,8 +70,7 @@ def sweep_tasks(config: BuildConfig, scenarios: list[Scenario]) -> list[tuple[Ta
         by_domain.setdefault(s.domain, []).append(s)
     tasks = []
     for pool in by_domain.values():
-        base = [Task(pool[(p * config.sweep_episodes_per_persona + k) % len(pool)], persona, k)
-                for p, persona in enumerate(config.corpus_personas) for k in range(config.sweep_episodes_per_persona)]
+        base = fixed_emotion_tasks(pool, config.corpus_personas, config.sweep_episodes_per_persona)
         tasks += [(task, f"fixed-{emotion}") for emotion in config.sweep_emotions for task in base]
     return tasks
 

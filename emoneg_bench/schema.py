@@ -105,6 +105,13 @@ def features(config: str):
     raise KeyError(config)
 
 
+def arrow_table(config: str, rows: Sequence[dict]):
+    """Rows as an Arrow table with the config's schema (the HF ``Features`` ride along as metadata)."""
+    import pyarrow as pa
+
+    return pa.Table.from_pylist(list(rows), schema=features(config).arrow_schema)
+
+
 def episode_row(episode: Episode, split: str, scores: Sequence[JudgeScore]) -> dict:
     scenario, outcome = episode.task.scenario, episode.outcome
     domain = get_domain(scenario.domain)

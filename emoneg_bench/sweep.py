@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from .agents.personas import PersonaAgent, persona_names
 from .agents.teacher import FixedSchedule, TeacherAgent
 from .domains import generate_scenarios, scenario_split
+from .domains.base import Scenario
 from .emotions import GOEMOTIONS
 from .engine import Engine, Recognizer
 from .negotiation import Ending, Episode, Role, Task
@@ -27,13 +28,20 @@ class EmotionOutcome:
     fidelity: float  # share of the focal messages whose perceived emotion is the declared one
 
 
+def fixed_emotion_tasks(pool: Sequence[Scenario], personas: Sequence[str], episodes_per_persona: int,
+                        first_seed: int = 0) -> list[Task]:
+    """The tasks every emotion of a sweep is played on: ``episodes_per_persona`` per persona, walking
+    through ``pool`` so personas meet different scenarios; the same for every emotion, so the emotion is
+    the only thing that differs between rows of the table."""
+    return [Task(pool[(p * episodes_per_persona + k) % len(pool)], persona, first_seed + k)
+            for p, persona in enumerate(personas) for k in range(episodes_per_persona)]
+
+
 def sweep_tasks(domain: str, personas: Sequence[str], episodes_per_persona: int, seed: int) -> list[Task]:
-    """Training-split tasks of ``domain`` against each persona; the same for every emotion, so the
-    emotion is the only thing that differs between rows of the table."""
+    """Sweep tasks on the training scenarios of ``domain``."""
     scenarios = generate_scenarios(domain, 100, seed)
     train = [s for i, s in enumerate(scenarios, 1) if scenario_split(i, len(scenarios)) == "train"]
-    return [Task(train[(p * episodes_per_persona + k) % len(train)], persona, seed + k)
-            for p, persona in enumerate(personas) for k in range(episodes_per_persona)]
+    return fixed_emotion_tasks(train, personas, episodes_per_persona, seed)
 
 
 def emotion_sweep(recognizer: Recognizer, domains: Iterable[str], emotions: Sequence[str] = GOEMOTIONS,

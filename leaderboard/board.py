@@ -35,10 +35,9 @@ def entry_name(name: str) -> str:
 def submit(folder: str | Path, release_dir: str | Path, board: str | Path = DEFAULT_BOARD,
            recognizer=None) -> tuple[Report, Path | None]:
     """Validate and replay ``folder``; if accepted, add it to ``board`` (written aside, then renamed)."""
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from emoneg_bench.schema import episode_row, features
+    from emoneg_bench.schema import arrow_table, episode_row
 
     report = validate_submission(folder, release_dir, recognizer=recognizer)
     if not report.accepted:
@@ -55,8 +54,7 @@ def submit(folder: str | Path, release_dir: str | Path, board: str | Path = DEFA
         judge = RubricJudge()
         rows = [episode_row(e, split, judge.score_episode(e))
                 for e, split in zip(report.replayed, _splits(Path(folder)), strict=True)]
-        pq.write_table(pa.Table.from_pylist(rows, schema=features("episodes").arrow_schema), staging / EPISODES,
-                       compression="zstd")
+        pq.write_table(arrow_table("episodes", rows), staging / EPISODES, compression="zstd")
         manifest = release_manifest(release_dir)
         entry = {**metadata, "release": manifest["release"], "release_version": manifest["version"],
                  "episodes": len(rows), "episodes_sha256": sha256_file(staging / EPISODES),

@@ -31,7 +31,7 @@ from emoneg_bench.domains import get_domain
 from emoneg_bench.engine import Engine, Recognizer
 from emoneg_bench.errors import InputError
 from emoneg_bench.negotiation import Act, Ending, Episode, Outcome, Role, Task, Utterance
-from emoneg_bench.schema import episode_row, features
+from emoneg_bench.schema import arrow_table, episode_row, features
 
 METADATA, EPISODES, README = "submission.yaml", "episodes.parquet", "README.md"
 MAX_BYTES = {EPISODES: 200 * 2**20, METADATA: 64 * 2**10, README: 1 * 2**20}
@@ -126,7 +126,7 @@ def write_submission(folder: str | Path, episodes: list[Episode], metadata: dict
     folder.mkdir(parents=True, exist_ok=True)
     splits = splits or {}
     rows = [episode_row(e, splits.get(e.task.task_id, OFFICIAL_SPLIT), ()) for e in episodes]
-    pq.write_table(pa.Table.from_pylist(rows, schema=features("episodes").arrow_schema), folder / EPISODES)
+    pq.write_table(arrow_table("episodes", rows), folder / EPISODES)
     (folder / METADATA).write_text(yaml.safe_dump(metadata, sort_keys=False))
     return folder
 
