@@ -235,6 +235,15 @@ def _leaderboard_submit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _leaderboard_build(args: argparse.Namespace) -> int:
+    from leaderboard.site import build_site
+
+    if args.bootstrap < 100:
+        raise InputError(f"--bootstrap must be at least 100 resamples, got {args.bootstrap}")
+    print(f"leaderboard site: {build_site(args.board, args.out, bootstrap=args.bootstrap, seed=args.seed)}")
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------- info
 
 def _personas(args: argparse.Namespace) -> int:
@@ -371,7 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--bootstrap", type=int, default=10000, help="bootstrap resamples (default 10000)")
     score.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
 
-    board = commands.add_parser("leaderboard", help="validate leaderboard submissions",
+    board = commands.add_parser("leaderboard", help="validate and add submissions, build the leaderboard site",
                                 description="Leaderboard submissions: validation and replay verification.",
                                 epilog="examples:\n  emoneg leaderboard validate my-submission/ "
                                        "--release releases/emoneg-trajectories-v1.0.0\n",
@@ -391,6 +400,18 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("submission", help="submission folder")
     add.add_argument("--release", required=True, help="the release folder the submission was evaluated on")
     add.add_argument("--board", default="leaderboard/submissions", help="leaderboard folder (default %(default)s)")
+    site = _command(board_commands, "build", "rebuild the static leaderboard site from the accepted entries",
+                    "  emoneg leaderboard build --out site/\n"
+                    "  (writes site/index.html, site/entries/NAME.html and site/plots/*.svg; open index.html "
+                    "in a browser, no server needed)\n", _leaderboard_build)
+    site.add_argument("--board", default="leaderboard/submissions", help="leaderboard folder (default %(default)s)")
+    site.add_argument("--out", required=True, help="site folder; an earlier build there is replaced")
+    site.add_argument("--bootstrap", type=int, default=10000, help="bootstrap resamples (default 10000)")
+    site.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+
+    from baselines.commands import register as register_baselines  # light: trainers import torch when run
+
+    register_baselines(commands, _command)
 
     _command(commands, "personas", "list the counterparty personas", "  emoneg personas\n", _personas)
     _command(commands, "recognizer", "report the emotion recognizer's held-out accuracy",

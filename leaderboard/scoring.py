@@ -179,10 +179,11 @@ def episodes_source(paths: Sequence[str | Path]) -> str:
     return f"read_parquet([{quoted}], union_by_name=true)"
 
 
-def _connect(paths) -> duckdb.DuckDBPyConnection:
+def _connect(paths, policy: str | None = None) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     source = episodes_source(paths)
-    con.sql(f"CREATE VIEW raw AS SELECT * FROM {source}")
+    relabel = "" if policy is None else " REPLACE ('" + policy.replace("'", "''") + "' AS focal_agent)"
+    con.sql(f"CREATE VIEW raw AS SELECT *{relabel} FROM {source}")
     con.sql("CREATE VIEW episodes AS SELECT * FROM raw WHERE ending_name IS DISTINCT FROM 'error'")
     return con
 
@@ -202,6 +203,8 @@ def _grouped_utilities(con, keys: str, where: str = "TRUE") -> list[tuple]:
 
 
 def _utility_estimates(groups: list[np.ndarray], bootstrap: int, seed: int) -> list[Estimate]:
+    if not groups:  # e.g. the emotions table of a policy that never declared an emotion
+        return []
     bounds = percentile_bootstrap_ci(groups, n_resamples=bootstrap, seed=seed)
     return [Estimate(float(np.mean(g)) if len(g) else math.nan, float(lo), float(hi))
             for g, (lo, hi) in zip(groups, bounds, strict=True)]
@@ -388,17 +391,18 @@ BUILDERS = {"main": main_table, "metrics": metrics_table, "emotions": emotions_t
 
 
 def score(paths: Sequence[str | Path] | str | Path, table: str = "main", bootstrap: int = 10000, seed: int = 0,
-          **options) -> Table:
+          policy: str | None = None, **options) -> Table:
     """Score episodes-schema Parquet files into one table (see the module docstring for each table).
 
-    ``options`` go to the table: ``by=`` (transfer), ``pairs=`` (ablation), ``anchor=`` (tournament),
-    ``mode=`` (emotions).
+    ``policy`` scores every episode as that one policy whatever its ``focal_agent`` (a leaderboard
+    entry is one policy). ``options`` go to the table: ``by=`` (transfer), ``pairs=`` (ablation),
+    ``anchor=`` (tournament), ``mode=`` (emotions).
     """
     if table not in BUILDERS:
         raise InputError(f"unknown table {table!r}; expected one of: {', '.join(TABLES)}")
     if bootstrap < 1:
         raise InputError(f"bootstrap must be at least 1, got {bootstrap}")
-    con = _connect(paths)
+    con = _connect(paths, policy)
     try:
         if not con.sql("SELECT count(*) FROM episodes").fetchall()[0][0]:
             raise InputError("no scored episodes (every episode is missing or ended in error)")

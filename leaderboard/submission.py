@@ -12,7 +12,6 @@ from ``Report.replayed``, never from the submitted numbers.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import stat
 from collections import Counter
@@ -27,10 +26,10 @@ import yaml
 
 from emoneg_bench.agents.personas import PersonaAgent
 from emoneg_bench.agents.replay import differences, replay
-from emoneg_bench.domains import get_domain
 from emoneg_bench.engine import Engine, Recognizer
 from emoneg_bench.errors import InputError
 from emoneg_bench.negotiation import Act, Ending, Episode, Outcome, Role, Task, Utterance
+from emoneg_bench.release import load_release_tasks, release_manifest
 from emoneg_bench.schema import arrow_table, episode_row, features
 
 METADATA, EPISODES, README = "submission.yaml", "episodes.parquet", "README.md"
@@ -53,37 +52,6 @@ class Report:
     accepted: bool
     problems: list[str] = field(default_factory=list)
     replayed: list[Episode] = field(default_factory=list)
-
-
-# ---- release files -------------------------------------------------------------------------------
-
-def release_manifest(release_dir: str | Path) -> dict:
-    path = Path(release_dir) / "MANIFEST.json"
-    if not path.is_file():
-        raise InputError(f"{release_dir} is not a release folder: it has no MANIFEST.json")
-    return json.loads(path.read_text())
-
-
-def _config_rows(release_dir: Path, config: str, split: str) -> list[dict]:
-    paths = sorted((release_dir / "data" / config).glob(f"{split}-*.parquet"))
-    return [row for p in paths for row in pq.read_table(p).to_pylist()]
-
-
-def load_release_tasks(release_dir: str | Path, split: str) -> list[Task]:
-    """The release's ``split`` tasks, with scenarios rebuilt from the ``scenarios`` config."""
-    release_dir = Path(release_dir)
-    scenarios = {}
-    for scenario_split in ("train", "validation", "test"):
-        for row in _config_rows(release_dir, "scenarios", scenario_split):
-            scenario_type = get_domain(row["domain"]).scenario_type
-            names = {f.name for f in dataclasses.fields(scenario_type)}
-            scenarios[row["scenario_id"]] = scenario_type(**{k: v for k, v in row.items() if k in names})
-    task_rows = _config_rows(release_dir, "tasks", split)
-    missing = sorted({r["scenario_id"] for r in task_rows} - scenarios.keys())
-    if missing:
-        raise InputError(f"{release_dir}: tasks {split} name scenarios missing from the scenarios config: "
-                         f"{', '.join(missing[:SHOWN])}")
-    return [Task(scenarios[r["scenario_id"]], r["persona"], r["seed"]) for r in task_rows]
 
 
 # ---- episodes ------------------------------------------------------------------------------------

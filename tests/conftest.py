@@ -61,3 +61,13 @@ def tiny_model(tmp_path_factory, smollm2):
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def small_release(tmp_path_factory, recognizer):
+    """The `small` profile of the v1 builder config, built once per test session (~4 s)."""
+    from builders.build import build
+    from builders.config import load_config
+
+    return build(load_config("builders/configs/emoneg-v1.yaml", "small"), tmp_path_factory.mktemp("small-release"),
+                 progress=False)

@@ -65,7 +65,7 @@ class LMNegotiator(Agent):
         emotions = []
         for context in turns:
             state: LMState = context.state
-            emotions.append(self.schedule.choose(state.turn_index, state.emotion_rng) if self.schedule else None)
+            emotions.append(self.schedule.choose_in(context, state.turn_index, state.emotion_rng) if self.schedule else None)
             state.turn_index += 1
         conversations = [negotiator_messages(c.domain, c.role, c.task.scenario, c.history, e)
                          for c, e in zip(turns, emotions)]

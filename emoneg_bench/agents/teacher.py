@@ -23,12 +23,19 @@ from . import phrasing
 
 
 class EmotionSchedule:
-    """Chooses the emotion for each of an agent's turns. ``turn_index`` counts the agent's own turns."""
+    """Chooses the emotion for each of an agent's turns. ``turn_index`` counts the agent's own turns.
+
+    Agents call :meth:`choose_in`, which sees the whole turn context; schedules that only need the turn
+    index implement :meth:`choose`, state-dependent selectors (the IQL policy) override ``choose_in``.
+    """
 
     name: str
 
     def choose(self, turn_index: int, rng: random.Random) -> str:
         raise NotImplementedError
+
+    def choose_in(self, context: TurnContext, turn_index: int, rng: random.Random) -> str:
+        return self.choose(turn_index, rng)
 
 
 @dataclass(frozen=True)
@@ -141,7 +148,7 @@ class TeacherAgent(Agent):
 
     def _respond(self, context: TurnContext) -> Move:
         state: TeacherState = context.state
-        emotion = self.schedule.choose(state.turn_index, state.emotion_rng)
+        emotion = self.schedule.choose_in(context, state.turn_index, state.emotion_rng)
         state.turn_index += 1
         domain, role = context.domain, context.role.value
         target = formulas.concession_target(context.progress, state.reservation, state.initial_concession,

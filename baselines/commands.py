@@ -1,0 +1,158 @@
+"""``emoneg train iql|sft|jpo``, ``emoneg eval`` and ``emoneg policies``: the baselines' commands,
+registered on the front door's parser by ``emoneg_bench.cli``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+RELEASE_HELP = "release folder (built with `emoneg build`)"
+
+
+def _train_iql(args: argparse.Namespace) -> int:
+    from .iql import IQLConfig, train_iql
+
+    config = IQLConfig(steps=args.steps, seed=args.seed, batch_size=args.batch_size)
+    result = train_iql(args.release, args.out, domain=args.domain, config=config, progress=not args.quiet)
+    print(f"wrote IQL selector {result}")
+    return 0
+
+
+def _train_sft(args: argparse.Namespace) -> int:
+    from .sft import SFTSettings, train_sft
+
+    settings = SFTSettings(top_k=args.top_k, learning_rate=args.lr, batch_size=args.batch_size, epochs=args.epochs,
+                           max_steps=args.max_steps, seed=args.seed, save_steps=args.save_steps)
+    run = train_sft(args.release, args.out, model=args.model, iql=args.iql, domain=args.domain,
+                    emotion=not args.no_emotion, settings=settings, progress=not args.quiet)
+    _report(run, args.out)
+    return 0
+
+
+def _train_jpo(args: argparse.Namespace) -> int:
+    from .jpo import JPOSettings, train_jpo
+
+    settings = JPOSettings(epsilon=args.epsilon, beta=args.beta, learning_rate=args.lr, batch_size=args.batch_size,
+                           epochs=args.epochs, max_steps=args.max_steps, max_examples=args.max_examples,
+                           seed=args.seed, save_steps=args.save_steps)
+    run = train_jpo(args.release, args.sft, args.out, domain=args.domain, settings=settings, progress=not args.quiet)
+    _report(run, args.out)
+    return 0
+
+
+def _report(run: dict, out: str) -> None:
+    curve = run["losses"]
+    moved = f", loss {curve[0]:.3f} → {curve[-1]:.3f}" if curve else ""
+    print(f"wrote {run['kind']} adapter {Path(out) / 'adapter'}: {run['examples']} examples, {run['steps']} steps{moved}")
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from .evaluate import EvalRequest, evaluate
+    from .policies import Runs
+
+    runs = Runs.in_folder(args.runs, iql=args.iql, sft=args.sft, jpo=args.jpo, emotion_free=args.emotion_free,
+                          model=args.model, llm=args.llm) if args.runs else \
+        Runs(iql=args.iql, sft=args.sft, jpo=args.jpo, emotion_free=args.emotion_free, model=args.model, llm=args.llm)
+    request = EvalRequest(args.policy, Path(args.release), args.split, args.domain, args.counterparty, args.limit,
+                          args.label, args.batch_size, args.max_new_tokens, args.temperature, args.seed)
+    summary = evaluate(request, args.out, runs, progress=not args.quiet)
+    print(json.dumps(summary) if args.json else
+          f"{summary['policy']} on {summary['split']}: {summary['episodes']} episodes, mean utility "
+          f"{summary['mean_utility']:.3f}, {summary['errors']} failed → {summary['out']}")
+    return 0
+
+
+def _policies(args: argparse.Namespace) -> int:
+    from .policies import POLICIES
+
+    for name, kind in POLICIES.items():
+        print(f"  {name:<18} {kind.description}")
+    return 0
+
+
+def _positive_fraction(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1], got {text}")
+    return value
+
+
+def register(commands, command) -> None:
+    """Add the baselines' commands; ``command(subparsers, name, help, examples, handler)`` makes one."""
+    train = commands.add_parser("train", help="train the baselines: IQL selector, LoRA-SFT, JPO",
+                                description="Train the EmoDistill components on a release.",
+                                epilog="examples:\n  emoneg train iql --release R --out runs/iql\n"
+                                       "  emoneg train sft --release R --iql runs/iql --out runs/sft\n"
+                                       "  emoneg train jpo --release R --sft runs/sft --out runs/jpo\n",
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    trainers = train.add_subparsers(dest="trainer", required=True, metavar="TRAINER")
+
+    iql = command(trainers, "iql", "discrete-action IQL emotion selector on the release's transitions",
+                  "  emoneg train iql --release releases/emoneg-trajectories-v1.0.0 --out runs/iql\n"
+                  "  emoneg train iql --release R --domain debt --steps 5000 --out runs/iql-debt\n", _train_iql)
+    sft = command(trainers, "sft", "LoRA-SFT of the SLM on the top-K%% focal turns by IQL advantage",
+                  "  emoneg train sft --release R --iql runs/iql --out runs/sft\n"
+                  "  emoneg train sft --release R --iql runs/iql --no-emotion --out runs/emotion-free-sft\n"
+                  "  emoneg train sft --release R --iql runs/iql --model /models/my-slm --max-steps 200 --out runs/sft\n",
+                  _train_sft)
+    jpo = command(trainers, "jpo", "Judge Policy Optimization of an SFT adapter on logged judge scores",
+                  "  emoneg train jpo --release R --sft runs/sft --out runs/jpo\n"
+                  "  emoneg train jpo --release R --sft runs/sft --max-examples 512 --max-steps 50 --out runs/jpo\n",
+                  _train_jpo)
+    for parser in (iql, sft, jpo):
+        parser.add_argument("--release", required=True, help=RELEASE_HELP)
+        parser.add_argument("--out", required=True, help="run folder (an interrupted run resumes from it)")
+        parser.add_argument("--domain", default="all", help="train on one domain (default all)")
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    iql.add_argument("--steps", type=int, default=20000, help="gradient steps (default 20000)")
+    iql.add_argument("--batch-size", type=int, default=256)
+    for parser, lr, batch in ((sft, 2e-4, 4), (jpo, 1e-5, 4)):
+        parser.add_argument("--lr", type=float, default=lr, help="learning rate (default %(default)s)")
+        parser.add_argument("--batch-size", type=int, default=batch)
+        parser.add_argument("--epochs", type=float, default=1.0)
+        parser.add_argument("--max-steps", type=int, default=-1, help="stop after this many steps (overrides epochs)")
+        parser.add_argument("--save-steps", type=int, default=50, help="checkpoint every this many steps")
+    sft.add_argument("--model", default="smollm2", help="base model: smollm2 or a local model folder")
+    sft.add_argument("--iql", help="trained IQL run ranking turns by Q − V (default: the release's Monte-Carlo "
+                                   "advantage)")
+    sft.add_argument("--top-k", type=_positive_fraction, default=0.10, help="fraction of focal turns kept (0.10)")
+    sft.add_argument("--no-emotion", action="store_true", help="emotion-free ablation: drop the emotion instruction")
+    jpo.add_argument("--sft", required=True, help="the SFT run to start from (and keep as the frozen reference)")
+    jpo.add_argument("--epsilon", type=float, default=0.2, help="PPO clip range (0.2)")
+    jpo.add_argument("--beta", type=float, default=0.04, help="KL weight (0.04)")
+    jpo.add_argument("--max-examples", type=int, help="train on a seeded subsample of the logged turns")
+
+    ev = command(commands, "eval", "run a policy on a release's evaluation tasks; write episodes-schema Parquet",
+                 "  emoneg eval --policy teacher --release R --split test --out results/teacher.parquet\n"
+                 "  emoneg eval --policy emodistill --runs runs/ --release R --split test_unseen_counterparty "
+                 "--out results/emodistill-unseen.parquet\n"
+                 "  emoneg eval --policy iql-only --iql runs/iql-debt --release R --domain hospital "
+                 "--label 'iql-only[debt]' --out results/transfer.parquet\n"
+                 "  emoneg eval --policy vanilla-llm --llm 'http://127.0.0.1:8000/v1?model=big' --release R "
+                 "--out results/llm.parquet\n", _eval)
+    ev.add_argument("--policy", required=True, help="a policy name (see `emoneg policies`)")
+    ev.add_argument("--release", required=True, help=RELEASE_HELP)
+    ev.add_argument("--out", required=True, help="results Parquet file")
+    ev.add_argument("--split", default="test", help="test | test_unseen_counterparty | validation (default test)")
+    ev.add_argument("--domain", default="all")
+    ev.add_argument("--counterparty", default="persona", help="persona (each task's) or lm:MODEL")
+    ev.add_argument("--runs", help="folder with iql/, sft/, jpo/, emotion-free-sft/ runs (emoneg reproduce's layout)")
+    ev.add_argument("--iql", help="IQL run folder")
+    ev.add_argument("--sft", help="SFT run folder")
+    ev.add_argument("--jpo", help="JPO run folder")
+    ev.add_argument("--emotion-free", help="emotion-free SFT run folder")
+    ev.add_argument("--model", default="smollm2", help="the SLM (smollm2 or a model folder)")
+    ev.add_argument("--llm", help="model spec of vanilla-llm (folder or http(s)://HOST/v1?model=NAME)")
+    ev.add_argument("--limit", type=int, help="evaluate this many tasks per domain, evenly spaced (CPU budgets)")
+    ev.add_argument("--label", help="name the policy gets in the results (default the policy name)")
+    ev.add_argument("--batch-size", type=int, default=32, help="episodes advanced together (default 32)")
+    ev.add_argument("--max-new-tokens", type=int, default=64)
+    ev.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default, reproducible)")
+    ev.add_argument("--seed", type=int, default=0, help="sampling seed when --temperature > 0")
+    ev.add_argument("--json", action="store_true", help="print the summary as JSON")
+    ev.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    command(commands, "policies", "list the baseline policies", "  emoneg policies\n", _policies)
+

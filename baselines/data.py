@@ -1,0 +1,128 @@
+"""Training data for the expression learners, read from a release the way users read it
+(``datasets.load_dataset(release, config)``): the SFT turns kept by the advantage filter, the
+emotion-free variant of the same turns, and the JPO examples with judge-derived advantages.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from emoneg_bench.domains import domain_ids
+from emoneg_bench.emotions import emotion_instruction
+from emoneg_bench.errors import InputError
+from emoneg_bench.release import open_release
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The rows a trainer uses and where their ranking came from (recorded in the run's metadata)."""
+
+    rows: list[dict]
+    available: int
+    advantage_source: str
+
+
+def check_domain(domain: str) -> str:
+    if domain != "all" and domain not in domain_ids():
+        raise InputError(f"unknown domain {domain!r}; expected 'all' or one of {', '.join(domain_ids())}",
+                         field="domain")
+    return domain
+
+
+def load_split(release: str | Path, config: str, split: str, domain: str = "all", role: str = "focal"):
+    """One config's split as a ``datasets.Dataset``, narrowed to a domain and a role."""
+    from datasets import load_dataset
+
+    check_domain(domain)
+    open_release(release, (config,))
+    dataset = load_dataset(str(release), config, split=split)
+    keep = dataset.filter(lambda d, r: (domain == "all" or d == domain) and r == role,
+                          input_columns=["domain", "role"])
+    if len(keep) == 0:
+        raise InputError(f"release {release} has no {role} {config} rows for domain {domain!r} in split {split!r}")
+    return keep
+
+
+def iql_advantages(release: str | Path, rows, iql: str | Path, split: str = "train") -> np.ndarray:
+    """Q(s, a) − V(s) of the IQL critic for each SFT row, matched to its transition by (episode, turn)."""
+    from .iql import IQLSelector
+
+    selector = IQLSelector.load(iql)
+    transitions = load_split(release, "transitions", split, "all", rows[0]["role"] if len(rows) else "focal")
+    index = {(e, t): i for i, (e, t) in enumerate(zip(transitions["episode_id"], transitions["turn"]))}
+    try:
+        order = [index[(e, t)] for e, t in zip(rows["episode_id"], rows["turn"])]
+    except KeyError as missing:
+        raise InputError(f"release {release}: sft turn {missing} has no transition; the release is inconsistent "
+                         f"(run `emoneg validate-release`)") from None
+    picked = transitions.select(order).with_format("numpy")
+    return selector.advantages(np.asarray(picked["state"], dtype=np.float32), np.asarray(picked["action"]))
+
+
+def top_fraction(rows, advantages: np.ndarray, fraction: float) -> list[int]:
+    """Indices of the top ``fraction`` rows by advantage; ties broken by (episode id, turn), so the
+    selection is a pure function of the data."""
+    if not 0 < fraction <= 1:
+        raise InputError(f"top-k fraction must be in (0, 1], got {fraction}", field="top_k")
+    keys = list(zip(rows["episode_id"], rows["turn"]))
+    order = sorted(range(len(keys)), key=lambda i: (-float(advantages[i]), keys[i]))
+    return sorted(order[: max(1, math.ceil(fraction * len(order)))])
+
+
+def without_emotion(messages: list[dict], emotion: str) -> list[dict]:
+    """The same conversation as an emotion-free negotiator sees it: the emotion instruction removed."""
+    instruction = f" {emotion_instruction(emotion)}"
+    system = messages[0]
+    if system["role"] != "system" or not system["content"].endswith(instruction):
+        raise InputError(f"sft row's system message does not end with the {emotion!r} instruction; "
+                         f"expected a release written by this toolkit", field="messages")
+    return [{"role": "system", "content": system["content"][: -len(instruction)]}, *messages[1:]]
+
+
+def sft_selection(release: str | Path, *, domain: str = "all", top_k: float = 0.10, iql: str | Path | None = None,
+                  emotion: bool = True, role: str = "focal") -> Selection:
+    """The SFT examples: the top-``top_k`` focal turns by advantage (IQL's Q − V when ``iql`` names a
+    trained selector, else the release's Monte-Carlo ``advantage`` column), as chat ``messages``."""
+    rows = load_split(release, "sft", "train", domain, role)
+    if iql is not None:
+        advantages, source = iql_advantages(release, rows, iql), f"iql:{Path(iql).name}"
+    else:
+        advantages, source = np.asarray(rows["advantage"], dtype=np.float64), "release:monte-carlo"
+    keep = top_fraction(rows, advantages, top_k)
+    picked = rows.select(keep)
+    examples = []
+    for messages, name, advantage in zip(picked["messages"], picked["emotion_name"], advantages[keep]):
+        examples.append({"messages": messages if emotion else without_emotion(messages, name),
+                         "emotion": name, "advantage": float(advantage)})
+    return Selection(examples, len(rows), source)
+
+
+def jpo_selection(release: str | Path, *, domain: str = "all", max_examples: int | None = None,
+                  role: str = "focal", seed: int = 0) -> Selection:
+    """Logged (prompt, response) pairs with a judge score, advantage = the score standardised within
+    its scenario (the paper's group normalisation); groups with one score or no spread give 0."""
+    rows = load_split(release, "sft", "train", domain, role)
+    scored = [i for i, q in enumerate(rows["quality"]) if q is not None]
+    if not scored:
+        raise InputError(f"release {release} has no judge scores (sft.quality) to derive JPO advantages from")
+    rows = rows.select(scored)
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, scenario in enumerate(rows["scenario_id"]):
+        groups[scenario].append(i)
+    quality = np.asarray(rows["quality"], dtype=np.float64)
+    advantage = np.zeros(len(quality))
+    for members in groups.values():
+        q = quality[members]
+        spread = q.std()
+        advantage[members] = (q - q.mean()) / spread if spread > 0 else 0.0
+    order = np.arange(len(quality))
+    if max_examples is not None and max_examples < len(order):
+        order = np.sort(np.random.default_rng(seed).choice(len(order), size=max_examples, replace=False))
+    picked = rows.select(order.tolist())
+    examples = [{"messages": m, "advantage": float(a)} for m, a in zip(picked["messages"], advantage[order])]
+    return Selection(examples, len(quality), "judge:scenario-standardised")

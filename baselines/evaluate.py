@@ -1,0 +1,114 @@
+"""Run a policy on a release's evaluation tasks and write the episodes as Parquet in the ``episodes``
+schema, plus provenance columns (policy, model/adapter/selector hashes, evaluation seed), so that
+``emoneg score`` and the leaderboard read them like any other transcripts."""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from emoneg_bench.backends.base import SamplingParams
+from emoneg_bench.errors import InputError
+from emoneg_bench.negotiation import Task
+from emoneg_bench.release import load_release_tasks, max_turns, open_release
+
+from .data import check_domain
+from .policies import Policy, Runs, make_policy
+
+EVAL_SPLITS = ("test", "test_unseen_counterparty", "validation")
+PROVENANCE = ("policy", "policy_label", "model", "model_sha256", "adapter_sha256", "selector_sha256",
+              "counterparty", "eval_seed", "release")
+
+
+@dataclass(frozen=True)
+class EvalRequest:
+    policy: str
+    release: Path
+    split: str = "test"
+    domain: str = "all"
+    counterparty: str = "persona"  # the task's persona, or lm:<spec>
+    limit: int | None = None  # tasks per domain, evenly spaced over the split (CPU budgets)
+    label: str | None = None  # the focal_agent written to the rows (default: the policy name)
+    batch_size: int = 32
+    max_new_tokens: int = 64
+    temperature: float = 0.0  # greedy by default: evaluations are reproducible
+    seed: int = 0  # the sampling seed when temperature > 0
+
+
+def pick_tasks(tasks: list[Task], domain: str, limit: int | None) -> list[Task]:
+    """The split's tasks of ``domain``; with ``limit``, that many per domain, evenly spaced so that every
+    scenario range and persona stays represented (tasks are scenario-major, persona-minor)."""
+    by_domain: dict[str, list[Task]] = defaultdict(list)
+    for task in tasks:
+        if domain in ("all", task.scenario.domain):
+            by_domain[task.scenario.domain].append(task)
+    picked = []
+    for pool in by_domain.values():
+        if limit is None or limit >= len(pool):
+            picked += pool
+        else:
+            picked += [pool[(i * len(pool)) // limit] for i in range(limit)]
+    return picked
+
+
+def counterparty_agent(spec: str):
+    from emoneg_bench.agents.personas import PersonaAgent
+
+    if spec == "persona":
+        return PersonaAgent(), {"counterparty": "persona"}
+    if spec.startswith("lm:"):
+        from emoneg_bench.agents.lm import LMNegotiator
+        from emoneg_bench.backends import load_backend
+
+        return LMNegotiator(load_backend(spec.removeprefix("lm:")), None, name=spec), {"counterparty": spec}
+    raise InputError(f"unknown counterparty {spec!r}; expected 'persona' or lm:<model spec>", field="counterparty")
+
+
+def evaluate(request: EvalRequest, out: str | Path, runs: Runs | None = None, *, progress: bool = True,
+             recognizer=None) -> dict:
+    """Play ``request.policy`` on the split's tasks and write ``out`` atomically; returns a summary."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from tqdm import tqdm
+
+    from emoneg_bench.engine import Engine
+    from emoneg_bench.judge import RubricJudge
+    from emoneg_bench.perception.recognizer import default_recognizer
+    from emoneg_bench.schema import episode_row, features
+
+    if request.split not in EVAL_SPLITS:
+        raise InputError(f"unknown split {request.split!r}; expected one of {', '.join(EVAL_SPLITS)}", field="split")
+    check_domain(request.domain)
+    manifest = open_release(request.release, ("tasks", "scenarios"))
+    tasks = pick_tasks(load_release_tasks(request.release, request.split), request.domain, request.limit)
+    if not tasks:
+        raise InputError(f"release {request.release} has no {request.split} tasks for domain {request.domain!r}")
+    params = SamplingParams(max_new_tokens=request.max_new_tokens, temperature=request.temperature, seed=request.seed)
+    policy: Policy = make_policy(request.policy, runs or Runs(), params)
+    counterparty, who = counterparty_agent(request.counterparty)
+    engine = Engine(recognizer or default_recognizer(), max_turns(manifest))
+    with tqdm(total=len(tasks), unit="ep", desc=f"{request.policy} on {request.split}", disable=not progress) as bar:
+        episodes = list(engine.run(tasks, policy.agent, counterparty, batch_size=request.batch_size, progress=bar))
+    judge = RubricJudge()
+    label = request.label or policy.name
+    provenance = {"policy": policy.name, "policy_label": label, "model": None, "model_sha256": None,
+                  "adapter_sha256": None, "selector_sha256": None, **policy.provenance, **who,
+                  "eval_seed": request.seed, "release": manifest.get("release")}
+    rows = []
+    for episode in episodes:
+        row = episode_row(episode, request.split, judge.score_episode(episode))
+        rows.append(row | {"focal_agent": label} | provenance)
+    schema = features("episodes").arrow_schema
+    for name in PROVENANCE:
+        schema = schema.append(pa.field(name, pa.int64() if name == "eval_seed" else pa.string()))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), tmp)
+    os.replace(tmp, out)
+    utilities = [r["utility"] for r in rows if r["ending_name"] != "error"]
+    return {"policy": label, "split": request.split, "episodes": len(rows), "out": str(out),
+            "mean_utility": sum(utilities) / len(utilities) if utilities else None,
+            "errors": sum(r["ending_name"] == "error" for r in rows)}

@@ -1,0 +1,197 @@
+"""Judge Policy Optimization: offline PPO-style refinement of the SFT adapter on logged
+(prompt, response, judge-derived advantage) triples (DESIGN.md section 8).
+
+For a response y to prompt x with advantage A (the judge score standardised within its scenario):
+
+    r      = exp(Σ_t log π_θ(y_t | x, y_<t) − Σ_t log π_ref(y_t | x, y_<t))     (sequence ratio)
+    L_clip = −min(r·A, clip(r, 1 − ε, 1 + ε)·A)
+    KL_k3  = mean_t [exp(δ_t) − δ_t − 1],  δ_t = log π_ref − log π_θ            (Schulman's k3)
+    L      = L_clip + β·KL_k3,   ε 0.2, β 0.04
+
+π_ref is a frozen copy of the SFT adapter and π_θ starts from it. Because the data are logged and the
+reference never changes, its token log-probabilities are computed once before training. The loss is a
+``transformers.Trainer`` subclass (TRL 1.16 has no PPO trainer), so checkpoints, resuming, devices,
+logging and ``accelerate launch`` come from the trainer, not from this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from emoneg_bench.errors import InputError
+
+from .data import jpo_selection
+from .training import (
+    ADAPTER,
+    CHECKPOINTS,
+    last_checkpoint,
+    load_base,
+    losses,
+    precision_args,
+    read_metadata,
+    write_metadata,
+)
+
+
+@dataclass(frozen=True)
+class JPOSettings:
+    epsilon: float = 0.2
+    beta: float = 0.04
+    learning_rate: float = 1e-5
+    batch_size: int = 4
+    gradient_accumulation: int = 1
+    epochs: float = 1.0
+    max_steps: int = -1
+    max_examples: int | None = None  # a seeded subsample of the logged turns (CPU runs)
+    max_length: int = 2048  # long transcripts reach ~1,400 tokens; cut responses are dropped
+    save_steps: int = 50
+    logging_steps: int = 5
+    seed: int = 0
+
+
+def jpo_loss(logps, ref_logps, mask, advantages, epsilon: float, beta: float):
+    """The JPO objective for a batch of sequences (token log-probs ``[B, T]``, response ``mask``, ``[B]``
+    advantages); returns (loss, statistics)."""
+    import torch
+
+    mask = mask.to(logps.dtype)
+    ratio = torch.exp(((logps - ref_logps) * mask).sum(-1))
+    clipped = torch.clamp(ratio, 1 - epsilon, 1 + epsilon)
+    policy = -torch.minimum(ratio * advantages, clipped * advantages)
+    delta = ref_logps - logps
+    kl = ((torch.exp(delta) - delta - 1) * mask).sum(-1) / mask.sum(-1).clamp(min=1)
+    loss = (policy + beta * kl).mean()
+    stats = {"kl": kl.mean().detach(), "ratio": ratio.mean().detach(),
+             "clip_fraction": ((ratio - clipped).abs() > 0).float().mean().detach()}
+    return loss, stats
+
+
+def token_logps(model, input_ids, attention_mask):
+    """log π(token_t | tokens_<t) for t ≥ 1, shape ``[B, T − 1]``."""
+    import torch
+
+    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1].float()
+    return torch.gather(torch.log_softmax(logits, -1), 2, input_ids[:, 1:, None]).squeeze(-1)
+
+
+def _trainer_class():
+    import torch
+    from transformers import Trainer
+
+    class JPOTrainer(Trainer):
+        """``transformers.Trainer`` with the JPO loss; batches carry ``completion_mask``, ``ref_logps``
+        and ``advantage`` next to the token ids."""
+
+        def __init__(self, *args, epsilon: float, beta: float, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.epsilon, self.beta = epsilon, beta
+            self._stats: dict[str, list[float]] = {}
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            logps = token_logps(model, inputs["input_ids"], inputs["attention_mask"])
+            loss, stats = jpo_loss(logps, inputs["ref_logps"][:, 1:], inputs["completion_mask"][:, 1:],
+                                   inputs["advantage"], self.epsilon, self.beta)
+            for key, value in stats.items():
+                self._stats.setdefault(key, []).append(float(value))
+            return (loss, None) if return_outputs else loss
+
+        def log(self, logs: dict[str, float], *args, **kwargs) -> None:
+            if "loss" in logs:
+                logs |= {key: sum(v) / len(v) for key, v in self._stats.items() if v}
+                self._stats.clear()
+            super().log(logs, *args, **kwargs)
+
+    def collate(pad_id: int):
+        def collate_batch(features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+            width = max(len(f["input_ids"]) for f in features)
+
+            def pad(key, value, dtype):
+                return torch.tensor([f[key] + [value] * (width - len(f[key])) for f in features], dtype=dtype)
+
+            return {"input_ids": pad("input_ids", pad_id, torch.long),
+                    "attention_mask": pad("attention_mask", 0, torch.long),
+                    "completion_mask": pad("completion_mask", 0, torch.long),
+                    "ref_logps": pad("ref_logps", 0.0, torch.float32),
+                    "advantage": torch.tensor([f["advantage"] for f in features], dtype=torch.float32)}
+        return collate_batch
+
+    return JPOTrainer, collate
+
+
+def tokenize(examples: list[dict], tokenizer, max_length: int) -> list[dict]:
+    """Chat-template token ids with the assistant turn's mask (the response the ratio is over)."""
+    rows = []
+    for example in examples:
+        encoded = tokenizer.apply_chat_template(example["messages"], tokenize=True, return_dict=True,
+                                                return_assistant_tokens_mask=True)
+        ids, mask = list(encoded["input_ids"])[:max_length], list(encoded["assistant_masks"])[:max_length]
+        if sum(mask) == 0:
+            continue  # the response was cut off entirely by max_length
+        rows.append({"input_ids": ids, "attention_mask": [1] * len(ids), "completion_mask": mask,
+                     "advantage": example["advantage"]})
+    return rows
+
+
+def disable_dropout(model) -> None:
+    """Dropout off, as in TRL's RL trainers: with it the policy differs from the reference at step 0."""
+    import torch
+
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+
+
+def reference_logps(model, rows: list[dict], collate_batch, batch_size: int) -> None:
+    """Fill ``ref_logps`` (token log-probs of the frozen SFT policy, 0 at position 0) into ``rows``."""
+    import torch
+
+    model.eval()
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start: start + batch_size]
+            batch = collate_batch([{**r, "ref_logps": [0.0] * len(r["input_ids"])} for r in chunk])
+            logps = token_logps(model, batch["input_ids"].to(device), batch["attention_mask"].to(device)).float().cpu()
+            for row, values in zip(chunk, logps):
+                row["ref_logps"] = [0.0] + values[: len(row["input_ids"]) - 1].tolist()
+
+
+def train_jpo(release: str | Path, sft: str | Path, out: str | Path, *, domain: str = "all",
+              settings: JPOSettings = JPOSettings(), progress: bool = True) -> dict:
+    """Refine the SFT run in ``sft`` into ``out/adapter``; resumes from ``out/checkpoints``."""
+    from datasets import Dataset
+    from peft import PeftModel
+    from transformers import TrainingArguments
+
+    out, sft = Path(out), Path(sft)
+    sft_run = read_metadata(sft)
+    if sft_run.get("kind") != "sft":
+        raise InputError(f"{sft} is a {sft_run.get('kind')!r} run; JPO starts from an emotion-conditioned SFT run",
+                         field="sft")
+    base = Path(sft_run["base_model"])
+    selection = jpo_selection(release, domain=domain, max_examples=settings.max_examples, seed=settings.seed)
+    model, tokenizer = load_base(base)
+    model = PeftModel.from_pretrained(model, sft / ADAPTER, is_trainable=True)
+    disable_dropout(model)
+    JPOTrainer, collate = _trainer_class()
+    collate_batch = collate(tokenizer.pad_token_id)
+    rows = tokenize(selection.rows, tokenizer, settings.max_length)
+    reference_logps(model, rows, collate_batch, settings.batch_size)
+    args = TrainingArguments(
+        output_dir=str(out / CHECKPOINTS), per_device_train_batch_size=settings.batch_size,
+        gradient_accumulation_steps=settings.gradient_accumulation, learning_rate=settings.learning_rate,
+        num_train_epochs=settings.epochs, max_steps=settings.max_steps, lr_scheduler_type="constant",
+        logging_steps=settings.logging_steps, save_steps=settings.save_steps, save_total_limit=2,
+        seed=settings.seed, data_seed=settings.seed, report_to=[], disable_tqdm=not progress,
+        remove_unused_columns=False, dataloader_num_workers=0, **precision_args())
+    trainer = JPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), data_collator=collate_batch,
+                         epsilon=settings.epsilon, beta=settings.beta)
+    trainer.train(resume_from_checkpoint=last_checkpoint(out))
+    trainer.model.save_pretrained(out / ADAPTER)
+    tokenizer.save_pretrained(out / ADAPTER)
+    return write_metadata(out, "jpo", release, base, settings, trainer.state.log_history, domain=domain,
+                          sft_run=str(sft), sft_adapter_sha256=sft_run["adapter_sha256"], examples=len(rows),
+                          available=selection.available, advantage_source=selection.advantage_source,
+                          steps=trainer.state.global_step, losses=losses(trainer.state.log_history))

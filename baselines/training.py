@@ -1,0 +1,110 @@
+"""What the LoRA trainers share: the base model, the device policy, the LoRA shape, resuming, and the
+metadata written next to every trained adapter."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from emoneg_bench import __version__
+from emoneg_bench.errors import InputError
+from emoneg_bench.hashing import sha256_files
+from emoneg_bench.release import release_manifest
+
+ADAPTER, CHECKPOINTS, METADATA = "adapter", "checkpoints", "training.json"
+
+
+@dataclass(frozen=True)
+class LoraShape:
+    """DESIGN.md section 8: r 16, α 32, dropout 0.05 on the attention projections."""
+
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+
+    def peft_config(self):
+        from peft import LoraConfig
+
+        return LoraConfig(r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout,
+                          target_modules=list(self.target_modules), task_type="CAUSAL_LM")
+
+
+def model_folder(spec: str) -> Path:
+    """``smollm2`` (the bundled SLM, converted once) or a local model folder."""
+    if spec == "smollm2":
+        from emoneg_bench.backends.smollm2 import smollm2_folder
+
+        return smollm2_folder()
+    folder = Path(spec).expanduser()
+    if not (folder / "config.json").is_file():
+        raise InputError(f"model {spec!r} is neither 'smollm2' nor a model folder with config.json", field="model")
+    return folder
+
+
+def on_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def precision_args() -> dict[str, Any]:
+    """bf16 on a GPU, fp32 on CPU (TRL's defaults would ask for bf16 everywhere)."""
+    gpu = on_gpu()
+    return {"bf16": gpu, "fp16": False, "use_cpu": not gpu, "gradient_checkpointing": False}
+
+
+def last_checkpoint(out: Path) -> str | None:
+    """The newest ``checkpoint-N`` folder of an interrupted run, for ``Trainer.train(resume_from_checkpoint=…)``."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    folder = out / CHECKPOINTS
+    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+
+
+def load_base(folder: Path):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16 if on_gpu() else torch.float32)
+    return model, tokenizer
+
+
+def weights_sha256(folder: Path) -> str:
+    """One digest over a folder's safetensors files (a model or an adapter)."""
+    return sha256_files(sorted(folder.glob("*.safetensors")))
+
+
+def write_metadata(out: Path, kind: str, release: str | Path, base: Path, settings: Any, log_history: list[dict],
+                   **extra: Any) -> dict:
+    """``training.json``: what was trained on what, with which settings, and the loss curve."""
+    manifest = release_manifest(release)
+    metadata = {
+        "kind": kind, "toolkit_version": __version__,
+        "release": manifest.get("release"), "release_version": manifest.get("version"),
+        "base_model": str(base), "base_model_sha256": weights_sha256(base),
+        "adapter_sha256": weights_sha256(out / ADAPTER),
+        "settings": asdict(settings), **extra,
+        "log_history": [{k: v for k, v in entry.items() if isinstance(v, (int, float, str))} for entry in log_history],
+    }
+    tmp = out / f".{METADATA}.tmp"
+    tmp.write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, out / METADATA)
+    return metadata
+
+
+def read_metadata(out: str | Path) -> dict:
+    path = Path(out) / METADATA
+    if not path.is_file():
+        raise InputError(f"{out} is not a finished training run: it has no {METADATA}")
+    return json.loads(path.read_text())
+
+
+def losses(log_history: list[dict]) -> list[float]:
+    return [entry["loss"] for entry in log_history if "loss" in entry]

@@ -1,0 +1,261 @@
+"""LoRA-SFT, JPO, the policy registry and the evaluation runner, on the small release with a tiny
+model (real TRL/PEFT training, real datasets.load_dataset, real Parquet)."""
+
+import json
+import math
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from baselines.data import sft_selection, top_fraction, without_emotion
+from baselines.evaluate import EvalRequest, evaluate, pick_tasks
+from baselines.jpo import JPOSettings, jpo_loss, train_jpo
+from baselines.policies import Runs, make_policy, policy_names
+from baselines.sft import SFTSettings, train_sft
+from emoneg_bench.cli import main
+from emoneg_bench.emotions import emotion_instruction
+from emoneg_bench.errors import EmoNegError, InputError, UnknownNameError
+from emoneg_bench.release import load_release_tasks
+from emoneg_bench.schema import features
+
+FAST_SFT = SFTSettings(max_steps=6, learning_rate=5e-3, logging_steps=1, save_steps=3, batch_size=2)
+
+
+@pytest.fixture(scope="module")
+def sft_run(tmp_path_factory, small_release, tiny_model):
+    out = tmp_path_factory.mktemp("sft")
+    return out, train_sft(small_release, out, model=str(tiny_model), settings=FAST_SFT, progress=False)
+
+
+# ---- data selection --------------------------------------------------------------------------------
+
+def test_sft_keeps_the_top_decile_of_focal_turns_by_advantage(small_release):
+    selection = sft_selection(small_release)
+    assert selection.advantage_source == "release:monte-carlo"
+    assert len(selection.rows) == math.ceil(0.10 * selection.available)
+    kept = sorted(r["advantage"] for r in selection.rows)
+    from datasets import load_dataset
+
+    every = sorted(load_dataset(str(small_release), "sft", split="train")["advantage"], reverse=True)
+    assert kept[0] >= every[len(selection.rows) - 1] - 1e-6  # nothing below the cut got in
+    assert all(m[-1]["role"] == "assistant" for m in (r["messages"] for r in selection.rows))
+
+
+def test_top_fraction_breaks_ties_by_episode_and_turn():
+    rows = {"episode_id": ["b", "a", "c", "a"], "turn": [0, 2, 0, 0]}
+    assert top_fraction(rows, [1.0, 1.0, 0.5, 1.0], 0.5) == [1, 3]  # ("a",0) and ("a",2) before ("b",0)
+    with pytest.raises(InputError, match="fraction"):
+        top_fraction(rows, [1.0] * 4, 0.0)
+
+
+def test_emotion_free_rows_are_the_same_turns_without_the_instruction(small_release):
+    with_emotion = sft_selection(small_release, top_k=0.05)
+    without = sft_selection(small_release, top_k=0.05, emotion=False)
+    assert [r["advantage"] for r in with_emotion.rows] == [r["advantage"] for r in without.rows]
+    for a, b in zip(with_emotion.rows, without.rows):
+        instruction = emotion_instruction(a["emotion"])
+        assert instruction in a["messages"][0]["content"] and instruction not in b["messages"][0]["content"]
+        assert a["messages"][1:] == b["messages"][1:]
+
+
+def test_removing_an_instruction_that_is_not_there_is_a_clear_error():
+    with pytest.raises(InputError, match="does not end with the 'anger' instruction"):
+        without_emotion([{"role": "system", "content": "plain"}, {"role": "user", "content": "x"}], "anger")
+
+
+def test_unknown_domain_and_missing_config_are_clear_errors(small_release, tmp_path):
+    with pytest.raises(InputError, match="unknown domain 'mars'"):
+        sft_selection(small_release, domain="mars")
+    fake = tmp_path / "fake"
+    (fake / "data" / "episodes").mkdir(parents=True)
+    (fake / "MANIFEST.json").write_text(json.dumps({"version": "1.0.0", "release": "fake"}))
+    with pytest.raises(InputError, match="has no 'sft' config"):
+        sft_selection(fake)
+    (fake / "MANIFEST.json").write_text(json.dumps({"version": "2.0.0", "release": "fake"}))
+    with pytest.raises(InputError, match="version 2.0.0; this toolkit reads version 1.x"):
+        sft_selection(fake)
+
+
+# ---- SFT -------------------------------------------------------------------------------------------
+
+def test_sft_trains_a_reloadable_adapter_and_the_loss_moves(sft_run, small_release, tiny_model):
+    out, run = sft_run
+    assert run["steps"] == 6 and run["kind"] == "sft" and run["emotion"] is True
+    assert run["losses"][-1] < run["losses"][0] - 0.05
+    assert run["release"] == "emoneg-trajectories-small-v1.0.0"
+    assert (out / "adapter" / "adapter_model.safetensors").is_file()
+    assert json.loads((out / "training.json").read_text())["adapter_sha256"] == run["adapter_sha256"]
+    from emoneg_bench.backends import load_backend
+    from emoneg_bench.backends.base import SamplingParams
+
+    tuned = load_backend(f"{tiny_model}+adapter={out / 'adapter'}")
+    base = load_backend(str(tiny_model))
+    prompt = [[{"role": "system", "content": "You are the creditor."}, {"role": "user", "content": "Offer?"}]]
+    params = SamplingParams(max_new_tokens=12)
+    assert tuned.adapter_sha256 == run["adapter_sha256"]
+    assert tuned.generate(prompt, params)[0].text != base.generate(prompt, params)[0].text
+
+
+class Crash(Exception):
+    pass
+
+
+def crash_after_checkpoint(step: int):
+    from transformers import TrainerCallback
+
+    class CrashAfter(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            if state.global_step == step:
+                raise Crash(f"killed after checkpoint {step}")
+    return CrashAfter()
+
+
+def test_an_interrupted_sft_run_resumes_to_the_same_adapter(tmp_path, small_release, tiny_model, sft_run):
+    out = tmp_path / "sft"
+    with pytest.raises(Crash):
+        train_sft(small_release, out, model=str(tiny_model), settings=FAST_SFT, progress=False,
+                  callbacks=[crash_after_checkpoint(3)])
+    assert (out / "checkpoints" / "checkpoint-3").is_dir() and not (out / "adapter").exists()
+    resumed = train_sft(small_release, out, model=str(tiny_model), settings=FAST_SFT, progress=False)
+    assert resumed["steps"] == 6
+    assert resumed["adapter_sha256"] == sft_run[1]["adapter_sha256"]
+
+
+def test_sft_refuses_a_model_without_generation_markers(tmp_path, small_release, tiny_model):
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model, folder)
+    (folder / "chat_template.jinja").write_text(
+        "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}")
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    config.pop("chat_template", None)
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    with pytest.raises(InputError, match="generation"):
+        train_sft(small_release, tmp_path / "out", model=str(folder), settings=FAST_SFT, progress=False)
+
+
+# ---- JPO -------------------------------------------------------------------------------------------
+
+def test_jpo_loss_is_the_clipped_surrogate_plus_k3():
+    import torch
+
+    mask = torch.tensor([[1.0, 1.0]])
+    ref = torch.log(torch.tensor([[0.5, 0.5]]))
+    same, stats = jpo_loss(ref.clone(), ref, mask, torch.tensor([2.0]), 0.2, 0.04)
+    assert same.item() == pytest.approx(-2.0) and stats["kl"].item() == pytest.approx(0.0)
+    # ratio e^{ln 2} = 2 with a positive advantage is clipped at 1.2; k3 of δ = −ln√2 per token
+    doubled = ref + torch.log(torch.tensor(2.0)) / 2
+    loss, stats = jpo_loss(doubled, ref, mask, torch.tensor([1.0]), 0.2, 0.04)
+    delta = -math.log(2) / 2
+    assert stats["ratio"].item() == pytest.approx(2.0)
+    assert loss.item() == pytest.approx(-1.2 + 0.04 * (math.exp(delta) - delta - 1), rel=1e-5)
+    # with a negative advantage the unclipped (worse) term is kept
+    loss, _ = jpo_loss(doubled, ref, mask, torch.tensor([-1.0]), 0.2, 0.04)
+    assert loss.item() == pytest.approx(2.0 + 0.04 * (math.exp(delta) - delta - 1), rel=1e-5)
+    # masked-out tokens do not count
+    loss, _ = jpo_loss(ref + torch.tensor([[0.0, 5.0]]), ref, torch.tensor([[1.0, 0.0]]), torch.tensor([1.0]), 0.2, 0.0)
+    assert loss.item() == pytest.approx(-1.0)
+
+
+def test_jpo_refines_the_sft_adapter(tmp_path, small_release, sft_run):
+    sft_out, sft = sft_run
+    settings = JPOSettings(max_steps=4, learning_rate=5e-3, logging_steps=1, max_examples=16, batch_size=4)
+    run = train_jpo(small_release, sft_out, tmp_path / "jpo", settings=settings, progress=False)
+    assert run["kind"] == "jpo" and run["steps"] == 4 and run["sft_adapter_sha256"] == sft["adapter_sha256"]
+    assert run["adapter_sha256"] != sft["adapter_sha256"]
+    first = next(e for e in run["log_history"] if "kl" in e)
+    later = [e for e in run["log_history"] if "kl" in e][-1]
+    assert first["ratio"] == pytest.approx(1.0, abs=1e-4)  # starts at the frozen reference (dropout off)
+    assert later["kl"] > first["kl"]  # and moves away from it
+    assert (tmp_path / "jpo" / "adapter" / "adapter_config.json").is_file()
+
+
+def test_jpo_refuses_to_start_from_an_emotion_free_run(tmp_path, small_release):
+    (tmp_path / "free").mkdir()
+    (tmp_path / "free" / "training.json").write_text(json.dumps({"kind": "emotion-free-sft"}))
+    with pytest.raises(InputError, match="emotion-conditioned SFT run"):
+        train_jpo(small_release, tmp_path / "free", tmp_path / "jpo", progress=False)
+
+
+# ---- policies and evaluation -----------------------------------------------------------------------
+
+def test_every_paper_policy_is_registered():
+    assert {"vanilla-slm", "vanilla-llm", "random-emotion", "fixed-<emotion>", "iql-only", "emodistill-sft",
+            "emodistill", "emotion-free-sft", "teacher"} <= set(policy_names())
+
+
+def test_unknown_policies_and_missing_runs_are_clear_errors():
+    with pytest.raises(UnknownNameError, match="unknown policy 'magic'"):
+        make_policy("magic")
+    with pytest.raises(UnknownNameError, match="unknown emotion 'zeal'"):
+        make_policy("fixed-zeal")
+    with pytest.raises(InputError, match="needs a trained iql run"):
+        make_policy("emodistill", Runs(sft=None))
+    with pytest.raises(InputError, match="needs --llm"):
+        make_policy("vanilla-llm")
+
+
+def test_evenly_spaced_task_subsets_cover_every_domain(small_release):
+    tasks = load_release_tasks(small_release, "test")
+    picked = pick_tasks(tasks, "all", 3)
+    assert len(picked) == 12 and {t.scenario.domain for t in picked} == {"debt", "disaster", "hospital", "student"}
+    assert len({t.persona for t in picked}) > 1
+    assert pick_tasks(tasks, "debt", None) == [t for t in tasks if t.scenario.domain == "debt"]
+
+
+def test_teacher_evaluation_writes_every_test_task_in_the_episodes_schema(tmp_path, small_release, recognizer):
+    out = tmp_path / "teacher.parquet"
+    summary = evaluate(EvalRequest("teacher", small_release), out, progress=False, recognizer=recognizer)
+    table = pq.read_table(out)
+    tasks = load_release_tasks(small_release, "test")
+    assert summary["episodes"] == table.num_rows == len(tasks)
+    assert sorted(table["task_id"].to_pylist()) == sorted(t.task_id for t in tasks)
+    for field in features("episodes").arrow_schema:
+        assert table.schema.field(field.name).type == field.type
+    assert set(table["focal_agent"].to_pylist()) == {"teacher"}
+    assert summary["mean_utility"] == pytest.approx(sum(table["utility"].to_pylist()) / table.num_rows)
+    again = tmp_path / "again.parquet"
+    evaluate(EvalRequest("teacher", small_release), again, progress=False, recognizer=recognizer)
+    assert again.read_bytes() == out.read_bytes()
+
+
+def test_lm_policy_evaluation_records_model_and_adapter_hashes(tmp_path, small_release, tiny_model, sft_run,
+                                                               recognizer):
+    sft_out, sft = sft_run
+    runs = Runs(model=str(tiny_model), emotion_free=sft_out)
+    request = EvalRequest("emotion-free-sft", small_release, domain="debt", limit=2, max_new_tokens=12,
+                          label="free[debt]")
+    evaluate(request, tmp_path / "free.parquet", runs, progress=False, recognizer=recognizer)
+    rows = pq.read_table(tmp_path / "free.parquet").to_pylist()
+    assert len(rows) == 2 and {r["domain"] for r in rows} == {"debt"}
+    assert {r["focal_agent"] for r in rows} == {"free[debt]"} and {r["policy"] for r in rows} == {"emotion-free-sft"}
+    assert {r["adapter_sha256"] for r in rows} == {sft["adapter_sha256"]}
+    assert all(r["model_sha256"] and r["counterparty"] == "persona" for r in rows)
+    assert all(t["declared_emotion_name"] is None for r in rows for t in r["turns"] if t["role"] == "focal")
+
+
+def test_eval_and_train_commands(tmp_path, small_release, tiny_model, capsys):
+    out = tmp_path / "r.parquet"
+    assert main(["eval", "--policy", "fixed-anger", "--model", str(tiny_model), "--release", str(small_release),
+                 "--domain", "student", "--limit", "1", "--max-new-tokens", "8", "--out", str(out), "--quiet",
+                 "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["episodes"] == 1 and Path(summary["out"]) == out
+    turns = pq.read_table(out).to_pylist()[0]["turns"]
+    assert {t["declared_emotion_name"] for t in turns if t["role"] == "focal"} == {"anger"}
+    assert main(["eval", "--policy", "emodistill", "--release", str(small_release), "--out", str(out)]) == 2
+    assert "needs a trained iql run" in capsys.readouterr().err
+    assert main(["train", "sft", "--release", str(small_release), "--model", str(tiny_model), "--max-steps", "1",
+                 "--batch-size", "2", "--top-k", "0.01", "--no-emotion", "--out", str(tmp_path / "free"),
+                 "--quiet"]) == 0
+    assert "wrote emotion-free-sft adapter" in capsys.readouterr().out
+    assert main(["train", "jpo", "--release", str(small_release), "--sft", str(tmp_path / "free"),
+                 "--out", str(tmp_path / "jpo")]) == 2
+    assert "emotion-conditioned SFT run" in capsys.readouterr().err
+
+
+def test_eval_rejects_an_unknown_split(small_release):
+    with pytest.raises(EmoNegError, match="unknown split 'train'"):
+        evaluate(EvalRequest("teacher", small_release, split="train"), "x.parquet", progress=False)
