@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 
-.PHONY: setup test demo lint bench clean
+.PHONY: setup test demo clean-demo lint bench clean
 
 setup: $(STAMP)
 
@@ -22,12 +22,13 @@ test: setup
 
 DEMO_OUT := runs/demo
 
+# The whole pipeline at the quick profile with SmolLM2 on CPU: build → train → evaluate → tables → site.
+# Re-running resumes (finished steps are skipped); `make clean-demo` starts over.
 demo: setup
-	$(OFFLINE) $(BIN)/emoneg sweep --episodes 8 --seed 0
-	rm -rf $(DEMO_OUT) && mkdir -p $(DEMO_OUT)
-	$(OFFLINE) $(BIN)/emoneg build builders/configs/emoneg-v1.yaml --profile small --out $(DEMO_OUT)
-	$(OFFLINE) $(BIN)/emoneg validate-release $(DEMO_OUT)/emoneg-trajectories-small-v1.0.0
-	@echo "demo release: $(DEMO_OUT)/emoneg-trajectories-small-v1.0.0 (load it with datasets.load_dataset)"
+	$(OFFLINE) $(BIN)/emoneg reproduce --profile quick --out $(DEMO_OUT)
+
+clean-demo:
+	rm -rf $(DEMO_OUT)
 
 lint: setup
 	$(BIN)/ruff check emoneg_bench builders baselines leaderboard tests benchmarks

@@ -63,6 +63,16 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reproduce(args: argparse.Namespace) -> int:
+    from .reproduce import reproduce
+
+    summary = reproduce(args.profile, args.out, model=args.model, progress=not args.quiet)
+    print(f"reproduce --profile {summary['profile']} finished in {summary['seconds']:.0f} s:")
+    for key in ("release", "runs", "results", "tables", "site"):
+        print(f"  {key:<8} {summary[key]}")
+    return 0
+
+
 def _policies(args: argparse.Namespace) -> int:
     from .policies import POLICIES
 
@@ -137,7 +147,7 @@ def register(commands, command) -> None:
     ev.add_argument("--out", required=True, help="results Parquet file")
     ev.add_argument("--split", default="test", help="test | test_unseen_counterparty | validation (default test)")
     ev.add_argument("--domain", default="all")
-    ev.add_argument("--counterparty", default="persona", help="persona (each task's) or lm:MODEL")
+    ev.add_argument("--counterparty", default="persona", help="persona (each task's), teacher or lm:MODEL")
     ev.add_argument("--runs", help="folder with iql/, sft/, jpo/, emotion-free-sft/ runs (emoneg reproduce's layout)")
     ev.add_argument("--iql", help="IQL run folder")
     ev.add_argument("--sft", help="SFT run folder")
@@ -155,4 +165,13 @@ def register(commands, command) -> None:
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
 
     command(commands, "policies", "list the baseline policies", "  emoneg policies\n", _policies)
+
+    rep = command(commands, "reproduce", "build → train → evaluate → tables → leaderboard site, reusing finished steps",
+                  "  emoneg reproduce --profile quick --out runs/demo      (SmolLM2 on CPU, the demo)\n"
+                  "  emoneg reproduce --profile paper --out runs/paper     (full scale, for a GPU)\n"
+                  "  (re-running the same command resumes: finished steps are skipped)\n", _reproduce)
+    rep.add_argument("--profile", default="quick", choices=("quick", "paper"))
+    rep.add_argument("--out", required=True, help="run folder (release/, runs/, results/, tables/, site/)")
+    rep.add_argument("--model", default="smollm2", help="the SLM (smollm2 or a model folder)")
+    rep.add_argument("--quiet", action="store_true", help="no progress bars")
 

@@ -28,7 +28,7 @@ class EvalRequest:
     release: Path
     split: str = "test"
     domain: str = "all"
-    counterparty: str = "persona"  # the task's persona, or lm:<spec>
+    counterparty: str = "persona"  # the task's persona, the teacher, or lm:<spec>
     limit: int | None = None  # tasks per domain, evenly spaced over the split (CPU budgets)
     label: str | None = None  # the focal_agent written to the rows (default: the policy name)
     batch_size: int = 32
@@ -58,12 +58,17 @@ def counterparty_agent(spec: str):
 
     if spec == "persona":
         return PersonaAgent(), {"counterparty": "persona"}
+    if spec == "teacher":
+        from emoneg_bench.agents.teacher import TeacherAgent
+
+        return TeacherAgent("random"), {"counterparty": "teacher"}
     if spec.startswith("lm:"):
         from emoneg_bench.agents.lm import LMNegotiator
         from emoneg_bench.backends import load_backend
 
         return LMNegotiator(load_backend(spec.removeprefix("lm:")), None, name=spec), {"counterparty": spec}
-    raise InputError(f"unknown counterparty {spec!r}; expected 'persona' or lm:<model spec>", field="counterparty")
+    raise InputError(f"unknown counterparty {spec!r}; expected 'persona', 'teacher' or lm:<model spec>",
+                     field="counterparty")
 
 
 def evaluate(request: EvalRequest, out: str | Path, runs: Runs | None = None, *, progress: bool = True,

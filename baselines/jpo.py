@@ -193,5 +193,6 @@ def train_jpo(release: str | Path, sft: str | Path, out: str | Path, *, domain: 
     tokenizer.save_pretrained(out / ADAPTER)
     return write_metadata(out, "jpo", release, base, settings, trainer.state.log_history, domain=domain,
                           sft_run=str(sft), sft_adapter_sha256=sft_run["adapter_sha256"], examples=len(rows),
+                          tokens=sum(len(r["input_ids"]) for r in rows),
                           available=selection.available, advantage_source=selection.advantage_source,
                           steps=trainer.state.global_step, losses=losses(trainer.state.log_history))

@@ -211,7 +211,8 @@ def _score(args: argparse.Namespace) -> int:
 
     if args.bootstrap < 100:
         raise InputError(f"--bootstrap must be at least 100 resamples, got {args.bootstrap}")
-    print(score(args.results, args.table, bootstrap=args.bootstrap, seed=args.seed).render(args.format))
+    options = {"by": args.by} if args.table == "transfer" and args.by else {}
+    print(score(args.results, args.table, bootstrap=args.bootstrap, seed=args.seed, **options).render(args.format))
     return 0
 
 
@@ -379,6 +380,8 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--format", default="md", choices=("md", "csv", "json", "latex"))
     score.add_argument("--bootstrap", type=int, default=10000, help="bootstrap resamples (default 10000)")
     score.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    score.add_argument("--by", choices=("split", "domain", "persona", "counterparty_agent"),
+                       help="transfer table columns (default split)")
 
     board = commands.add_parser("leaderboard", help="validate and add submissions, build the leaderboard site",
                                 description="Leaderboard submissions: validation and replay verification.",

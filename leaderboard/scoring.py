@@ -14,7 +14,8 @@ Tables (``score(paths, table=...)``):
   credited with its episode's utility (``per-turn`` association, CI over turns). ``mode=`` forces one.
 - ``transfer``: policy × values of ``by=`` (``split``, e.g. ``test`` vs ``test_unseen_counterparty``;
   or ``counterparty_agent``, ``persona``, ``domain``), utility ± CI.
-- ``ablation``: for each ``pairs=[(policy, baseline), …]`` (default: every policy against the anchor),
+- ``ablation``: for each ``pairs=[(policy, baseline), …]`` (default: the paper's pairs present in the
+  data, ``PAPER_ABLATIONS``; without any, every policy against the anchor),
   the difference in mean utility over shared (split, task_id) with a paired bootstrap CI over tasks.
 - ``tournament``: focal_agent vs counterparty_agent games; Bradley–Terry ratings with bootstrap CIs.
 """
@@ -319,15 +320,23 @@ def _anchor(policies: Sequence[str]) -> str:
     return policies[0]
 
 
+# The paper's ablations (DESIGN.md section 9): emotion conditioning, IQL vs random selection, SFT vs
+# SFT + JPO, and emotion selection with the phrasing bank held fixed.
+PAPER_ABLATIONS = (("emodistill-sft", "emotion-free-sft"), ("iql-only", "random-emotion"),
+                   ("emodistill", "emodistill-sft"), ("iql-only", "vanilla-slm"), ("iql-teacher", "teacher"))
+
+
 def ablation_table(con, bootstrap: int, seed: int, pairs: Iterable[tuple[str, str]] | None = None) -> Table:
     per_task: dict[str, dict[tuple[str, str], float]] = {}
     for policy, split, task_id, utility in con.sql(
             "SELECT focal_agent, split, task_id, avg(utility) FROM episodes GROUP BY ALL").fetchall():
         per_task.setdefault(policy, {})[split, task_id] = utility
     policies = sorted(per_task)
-    if pairs is None:
-        anchor = _anchor(policies)
-        pairs = [(p, anchor) for p in policies if p != anchor]
+    if pairs is None:  # the paper's pairs that are present, else every policy against the anchor
+        pairs = [(a, b) for a, b in PAPER_ABLATIONS if a in per_task and b in per_task]
+        if not pairs:
+            anchor = _anchor(policies)
+            pairs = [(p, anchor) for p in policies if p != anchor]
     rows, differences = [], []
     for policy, baseline in pairs:
         for name in (policy, baseline):

@@ -259,3 +259,35 @@ def test_eval_and_train_commands(tmp_path, small_release, tiny_model, capsys):
 def test_eval_rejects_an_unknown_split(small_release):
     with pytest.raises(EmoNegError, match="unknown split 'train'"):
         evaluate(EvalRequest("teacher", small_release, split="train"), "x.parquet", progress=False)
+
+
+# ---- reproduce -------------------------------------------------------------------------------------
+
+def test_reproduce_runs_the_whole_pipeline_and_resumes(tmp_path, tiny_model):
+    from dataclasses import replace
+
+    from baselines.reproduce import PROFILES, reproduce
+
+    profile = replace(PROFILES["quick"], name="test", iql_steps=30, sft_steps=2, jpo_steps=2, jpo_examples=8,
+                      lm_limit=1, unseen_limit=1, max_new_tokens=6, bootstrap=200,
+                      lm_policies=("vanilla-slm", "iql-only", "emodistill", "emotion-free-sft"),
+                      unseen_policies=("emodistill",))
+    lines = []
+    summary = reproduce(profile, tmp_path / "run", model=str(tiny_model), progress=False, log=lines.append)
+    out = tmp_path / "run"
+    for folder in ("iql", "iql-debt", "sft", "emotion-free-sft", "jpo"):
+        assert (out / "runs" / folder).is_dir()
+    results = {p.name for p in (out / "results").rglob("*.parquet")}
+    assert {"teacher__test.parquet", "iql-teacher__test_unseen_counterparty.parquet", "emodistill__test.parquet",
+            "emodistill__test_unseen_counterparty.parquet", "iql-teacher[student].parquet"} <= results
+    main_table = json.loads((out / "tables" / "main.json").read_text())
+    assert {"teacher", "iql-teacher", "vanilla-slm", "emodistill"} <= {r["policy"] for r in main_table["rows"]}
+    ablation = json.loads((out / "tables" / "ablation.json").read_text())
+    assert ["iql-teacher", "teacher"] in [[r["policy"], r["baseline"]] for r in ablation["rows"]]
+    transfer = (out / "tables" / "transfer-domains.md").read_text()
+    assert "iql-teacher[trained on debt]" in transfer
+    assert (out / "site" / "index.html").is_file() and (out / "leaderboard" / "teacher" / "entry.json").is_file()
+    assert summary["steps_run"] and Path(summary["site"]).name == "index.html"
+    again = reproduce(profile, out, model=str(tiny_model), progress=False, log=lines.append)
+    assert again["steps_run"] == []
+    assert any("done before" in line for line in lines)

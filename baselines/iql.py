@@ -1,0 +1,465 @@
+"""Implicit Q-Learning (Kostrikov, Nair & Levine, 2022) over discrete emotions: which of the 28
+GoEmotions to show at each focal turn, learned offline from a release's ``transitions`` config.
+
+The networks read the state of :mod:`emoneg_bench.features` (63 named features):
+
+    twin critic  Q₁, Q₂ : s → 28 action values     value  V : s → 1     policy  π : s → 28 logits
+
+and are fit with CORL's three losses, all computed from the parameters before the step:
+
+    value   L_V = E[ |τ − 1(u < 0)| · u² ],  u = min(Q̄₁, Q̄₂)(s, a) − V(s)      (expectile regression)
+    critic  L_Q = ½ Σᵢ E[ (Qᵢ(s, a) − r − γ·(1 − terminated)·V(s'))² ]        (V-bootstrapped, no max)
+    policy  L_π = −E[ min(exp(β·u), exp_adv_max) · log π(a | s) ]                (advantage-weighted)
+
+Q̄ is the Polyak-averaged target critic. Truncated transitions (turn limit) still bootstrap. Because no
+loss reaches another network's parameters, one backward pass of L_Q + L_V + L_π gives each network the
+gradient CORL's three sequential updates give it. The policy's learning rate follows CORL's cosine decay.
+
+Speed: networks of the same shape are stacked and evaluated with one batched matmul per layer
+(:class:`MLPEnsemble`), one Adam steps every parameter in a single fused kernel per group, losses stay
+on the tensor side between log lines, and each step's batch indices are a pure function of (seed,
+step), which also makes a resumed run identical to an uninterrupted one without saving any RNG state.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from emoneg_bench.agents.teacher import EmotionSchedule
+from emoneg_bench.emotions import GOEMOTIONS
+from emoneg_bench.errors import InputError, UnknownNameError
+from emoneg_bench.features import STATE_DIM, STATE_FEATURES, state_vector
+from emoneg_bench.hashing import sha256_file
+from emoneg_bench.negotiation import Role
+from emoneg_bench.release import open_release
+
+MODEL, METADATA, CURVES, CHECKPOINTS = "iql.safetensors", "iql.json", "curves.csv", "checkpoints"
+FORMAT = "emoneg-iql/1"
+INDEX_BLOCK = 1000  # steps whose batch indices are drawn together
+NETWORKS = ("critic", "critic_target", "value", "policy")
+EXPORTED = {"q": "critic_target", "value": "value", "policy": "policy"}  # name in iql.safetensors → network
+
+
+@dataclass(frozen=True)
+class IQLConfig:
+    """Every hyper-parameter, with CORL's IQL defaults."""
+
+    expectile: float = 0.7  # τ of the value's expectile regression
+    beta: float = 3.0  # inverse temperature of the advantage weights
+    discount: float = 0.99
+    tau: float = 0.005  # Polyak rate of the target critic
+    critic_lr: float = 3e-4
+    value_lr: float = 3e-4
+    policy_lr: float = 3e-4  # decayed to 0 over ``steps`` by a cosine schedule
+    batch_size: int = 256
+    hidden: tuple[int, ...] = (256, 256)
+    exp_adv_max: float = 100.0  # clamp of the advantage weights
+    steps: int = 20_000
+    seed: int = 0
+    log_every: int = 100
+    checkpoint_every: int = 5_000
+
+    def __post_init__(self):
+        if self.steps < 1 or self.batch_size < 1 or self.log_every < 1 or self.checkpoint_every < 1:
+            raise InputError("steps, batch_size, log_every and checkpoint_every must be positive", field="config")
+        if self.checkpoint_every % self.log_every:
+            raise InputError(f"checkpoint_every ({self.checkpoint_every}) must be a multiple of log_every "
+                             f"({self.log_every}) so a resumed run logs the same curve", field="checkpoint_every")
+        if not 0 < self.expectile < 1:
+            raise InputError(f"expectile must be in (0, 1), got {self.expectile}", field="expectile")
+
+    def to_dict(self) -> dict:
+        return json.loads(json.dumps(asdict(self)))
+
+
+# ---------------------------------------------------------------------------------------------- data
+
+@dataclass(frozen=True)
+class Transitions:
+    """One split of a release's ``transitions``, narrowed to a domain and a role, as arrays."""
+
+    states: np.ndarray  # (n, STATE_DIM) float32
+    actions: np.ndarray  # (n,) int64, indices into GOEMOTIONS
+    rewards: np.ndarray  # (n,) float32
+    next_states: np.ndarray  # (n, STATE_DIM) float32
+    terminated: np.ndarray  # (n,) bool; truncated transitions are not terminated and bootstrap
+    personas: np.ndarray  # (n,) str
+    domains: tuple[str, ...]  # the domains the rows come from
+    release: dict  # release, name, version, manifest_sha256, split, domain, role
+
+
+def load_transitions(release: str | Path, split: str = "train", domain: str = "all",
+                     role: str = "focal") -> Transitions:
+    """Read ``transitions`` the way users do (``datasets.load_dataset``) and keep ``domain`` (``all`` = every
+    domain) and ``role``."""
+    from datasets import load_dataset
+
+    from .data import check_domain
+
+    release = Path(release)
+    manifest = open_release(release, ("transitions",))
+    check_domain(domain)
+    if role not in [str(r) for r in Role]:
+        raise UnknownNameError("role", role, [str(r) for r in Role])
+    if not any((release / "data" / "transitions").glob(f"{split}-*.parquet")):
+        raise InputError(f"release {release} has no {split!r} split in its transitions config", field="split")
+    table = load_dataset(str(release), "transitions", split=split).with_format("numpy")
+    columns = table.select_columns(["domain", "role", "persona", "state", "action", "reward", "next_state",
+                                    "terminated"])[:]
+    keep = (columns["role"] == role) & ((columns["domain"] == domain) if domain != "all" else True)
+    if not keep.any():
+        raise InputError(f"release {release} has no {role} transitions for domain {domain!r} in split {split!r} "
+                         f"(it has: {', '.join(sorted(set(columns['domain'].tolist())))})", field="domain")
+    states = np.ascontiguousarray(columns["state"][keep], dtype=np.float32)
+    if states.shape[1:] != (STATE_DIM,):
+        raise InputError(f"transitions have {states.shape[1]} state features, this toolkit's state has {STATE_DIM}; "
+                         f"rebuild the release with this toolkit", file=str(release), field="state")
+    actions = columns["action"][keep].astype(np.int64)
+    if (actions < 0).any():
+        row = int(np.flatnonzero(keep)[np.argmax(actions < 0)])
+        raise InputError("the decision has no emotion (an emotion-free agent's turn); IQL needs one at every "
+                         "decision", file=f"{release} transitions {split}", row=row, field="action")
+    return Transitions(
+        states=states, actions=actions,
+        rewards=columns["reward"][keep].astype(np.float32),
+        next_states=np.ascontiguousarray(columns["next_state"][keep], dtype=np.float32),
+        terminated=columns["terminated"][keep].astype(bool),
+        personas=columns["persona"][keep],
+        domains=tuple(sorted(set(columns["domain"][keep].tolist()))),
+        release={"release": manifest.get("release", release.name), "name": manifest.get("name"),
+                 "version": manifest.get("version"), "manifest_sha256": sha256_file(release / "MANIFEST.json"),
+                 "split": split, "domain": domain, "role": role},
+    )
+
+
+# ------------------------------------------------------------------------------------------ networks
+
+def _networks(config: IQLConfig):
+    import torch
+
+    class MLPEnsemble(torch.nn.Module):
+        """``members`` independent MLPs of one shape (ReLU between layers), stacked so that each layer of
+        all members is one batched matmul. Input (batch, in) is shared; output is (members, batch, out)."""
+
+        def __init__(self, members: int, sizes: tuple[int, ...], generator: torch.Generator):
+            super().__init__()
+            self.weight = torch.nn.ParameterList()
+            self.bias = torch.nn.ParameterList()
+            for fan_in, fan_out in zip(sizes, sizes[1:]):
+                bound = 1 / math.sqrt(fan_in)  # torch.nn.Linear's initialisation
+                self.weight.append(torch.empty(members, fan_in, fan_out).uniform_(-bound, bound, generator=generator))
+                self.bias.append(torch.empty(members, 1, fan_out).uniform_(-bound, bound, generator=generator))
+
+        def forward(self, states: torch.Tensor) -> torch.Tensor:
+            x = states
+            for i, (weight, bias) in enumerate(zip(self.weight, self.bias)):
+                x = torch.baddbmm(bias, x, weight) if x.dim() == 3 else torch.matmul(x, weight).add_(bias)
+                if i < len(self.weight) - 1:
+                    x = x.relu_()
+            return x
+
+    generator = torch.Generator().manual_seed(config.seed)
+    actions, hidden = len(GOEMOTIONS), config.hidden
+    critic = MLPEnsemble(2, (STATE_DIM, *hidden, actions), generator)
+    nets = {
+        "critic": critic,
+        "critic_target": MLPEnsemble(2, (STATE_DIM, *hidden, actions), generator).requires_grad_(False),
+        "value": MLPEnsemble(1, (STATE_DIM, *hidden, 1), generator),
+        "policy": MLPEnsemble(1, (STATE_DIM, *hidden, actions), generator),
+    }
+    nets["critic_target"].load_state_dict(critic.state_dict())
+    return nets
+
+
+# -------------------------------------------------------------------------------------------- losses
+
+def expectile_loss(diff, expectile: float):
+    """Asymmetric L2 of IQL's value step: E[|τ − 1(u < 0)| · u²]."""
+    weight = (diff < 0).to(diff.dtype).sub_(expectile).abs_()
+    return (weight * diff.square()).mean()
+
+
+def iql_losses(nets: dict, states, actions, rewards, next_states, not_terminated, config: IQLConfig):
+    """(critic, value, policy) losses and the batch's advantages, from the current parameters."""
+    import torch
+
+    picked = actions.view(1, -1, 1)
+    with torch.no_grad():
+        target_q = nets["critic_target"](states).gather(2, picked.expand(2, -1, 1)).amin(0).view(-1)
+        next_v = nets["value"](next_states).view(-1)
+        td_target = rewards + config.discount * not_terminated * next_v
+    advantage = target_q - nets["value"](states).view(-1)
+    value_loss = expectile_loss(advantage, config.expectile)
+    q = nets["critic"](states).gather(2, picked.expand(2, -1, 1)).view(2, -1)
+    critic_loss = (q - td_target).square().mean()  # = ½ Σᵢ MSE(Qᵢ, target)
+    weights = torch.exp(config.beta * advantage.detach()).clamp_(max=config.exp_adv_max)
+    log_prob = torch.log_softmax(nets["policy"](states)[0], dim=-1).gather(1, picked[0]).view(-1)
+    policy_loss = -(weights * log_prob).mean()
+    return critic_loss, value_loss, policy_loss, advantage.detach()
+
+
+def policy_lr(config: IQLConfig, step: int) -> float:
+    """CORL's ``CosineAnnealingLR(policy_optimizer, steps)`` in closed form."""
+    return config.policy_lr * 0.5 * (1 + math.cos(math.pi * step / config.steps))
+
+
+def batch_indices(config: IQLConfig, rows: int, block: int):
+    """The batch rows of steps ``block·INDEX_BLOCK …`` (uniform with replacement, like CORL's buffer)."""
+    import torch
+
+    rng = np.random.default_rng((config.seed, block))
+    return torch.from_numpy(rng.integers(0, rows, size=(INDEX_BLOCK, config.batch_size)))
+
+
+# ------------------------------------------------------------------------------------------ training
+
+def train_iql(release: str | Path, out_dir: str | Path, domain: str = "all", config: IQLConfig = IQLConfig(),
+              progress: bool = True, resume: bool = True, role: str = "focal") -> Path:
+    """Train on ``release``'s train transitions into ``out_dir`` (see :func:`fit_iql`). Returns ``out_dir``."""
+    return fit_iql(load_transitions(release, "train", domain, role), out_dir, config, progress, resume)
+
+
+def fit_iql(data: Transitions, out_dir: str | Path, config: IQLConfig = IQLConfig(), progress: bool = True,
+            resume: bool = True) -> Path:
+    """Run ``config.steps`` IQL steps; write ``curves.csv``, ``checkpoints/step-N`` every
+    ``checkpoint_every`` steps, and the final ``iql.safetensors`` + ``iql.json``. With ``resume`` an
+    interrupted run in ``out_dir`` continues from its last checkpoint (to the same weights); a finished
+    one is returned as is. Without it, ``out_dir``'s previous run is replaced."""
+    import torch
+    from tqdm import tqdm
+
+    out = Path(out_dir)
+    run = {"format": FORMAT, "config": config.to_dict(), "data": data.release, "transitions": len(data.actions)}
+    if resume and (out / METADATA).is_file():
+        _check_same_run(out / METADATA, run)
+        return out
+    if not resume:
+        for name in (METADATA, MODEL, CURVES, CHECKPOINTS):
+            shutil.rmtree(out / name) if (out / name).is_dir() else (out / name).unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+
+    nets = _networks(config)
+    optimizer = torch.optim.Adam([
+        {"params": [*nets["critic"].parameters()], "lr": config.critic_lr},
+        {"params": [*nets["value"].parameters()], "lr": config.value_lr},
+        {"params": [*nets["policy"].parameters()], "lr": config.policy_lr},
+    ], fused=True)
+    start = _restore(out, run, nets, optimizer) if resume else 0
+    curves = _open_curves(out, start)
+
+    D = STATE_DIM
+    table = torch.from_numpy(np.concatenate([
+        data.states, data.next_states, data.rewards[:, None], (~data.terminated)[:, None].astype(np.float32),
+    ], axis=1))  # one contiguous row per transition: a batch is one gather
+    actions = torch.from_numpy(data.actions)
+    critic, target = [*nets["critic"].parameters()], [*nets["critic_target"].parameters()]
+    window = torch.zeros(4)
+    with tqdm(total=config.steps, initial=start, desc="IQL", unit="step", disable=not progress) as bar:
+        for step in range(start, config.steps):
+            if step % INDEX_BLOCK == 0 or step == start:
+                indices = batch_indices(config, len(actions), step // INDEX_BLOCK)
+            rows = indices[step % INDEX_BLOCK]
+            batch = table.index_select(0, rows)
+            losses = iql_losses(nets, batch[:, :D], actions.index_select(0, rows), batch[:, 2 * D],
+                                batch[:, D:2 * D], batch[:, 2 * D + 1], config)
+            critic_loss, value_loss, policy_loss, advantage = losses
+            optimizer.param_groups[2]["lr"] = policy_lr(config, step)
+            optimizer.zero_grad(set_to_none=True)
+            (critic_loss + value_loss + policy_loss).backward()
+            optimizer.step()
+            with torch.no_grad():
+                for target_parameter, parameter in zip(target, critic):
+                    target_parameter.lerp_(parameter, config.tau)
+                window += torch.stack([critic_loss, value_loss, policy_loss, advantage.mean()]).detach()
+            done = step + 1
+            if done % config.log_every == 0 or done == config.steps:
+                means = (window / (done - (done - 1) // config.log_every * config.log_every)).tolist()
+                window.zero_()
+                curves.writerow([done, *(f"{m:.6g}" for m in means)])
+                bar.set_postfix(q=f"{means[0]:.3g}", v=f"{means[1]:.3g}", pi=f"{means[2]:.3g}", refresh=False)
+                bar.update(done - bar.n)
+            if done % config.checkpoint_every == 0 and done < config.steps:
+                curves.flush()
+                save_checkpoint(out, run, done, nets, optimizer)
+    curves.close()
+    _export(out, run, nets, config.steps, means)
+    shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
+    return out
+
+
+def _check_same_run(path: Path, run: dict) -> None:
+    recorded = json.loads(path.read_text())
+    if {k: recorded.get(k) for k in run} != run:
+        raise InputError("holds an IQL run of a different config or release; choose another output folder or "
+                         "train without resuming to replace it", file=str(path.parent))
+
+
+def _open_curves(out: Path, start: int):
+    """The curve file, cut back to the resumed step (rows logged after the last checkpoint are redone)."""
+    path = out / CURVES
+    kept = []
+    if start and path.is_file():
+        with open(path, newline="") as handle:
+            kept = [row for row in list(csv.reader(handle))[1:] if int(row[0]) <= start]
+    handle = open(path, "w", newline="")
+    writer = csv.writer(handle)
+    writer.writerow(["step", "critic_loss", "value_loss", "policy_loss", "mean_advantage"])
+    writer.writerows(kept)
+
+    class Curves:
+        writerow, flush, close = writer.writerow, handle.flush, handle.close
+
+    return Curves()
+
+
+# -------------------------------------------------------------------------------- checkpoints, export
+
+def save_checkpoint(out: Path, run: dict, step: int, nets: dict, optimizer) -> Path:
+    """``checkpoints/step-N/{state.safetensors,state.json}``: the networks and Adam's moments and step
+    counts as tensors, written aside and renamed; older checkpoints are removed afterwards."""
+    from safetensors.torch import save_file
+
+    tensors = {f"{net}.{name}": p.detach().contiguous() for net in NETWORKS
+               for name, p in nets[net].named_parameters(remove_duplicate=False)}
+    names = {id(p): f"{net}.{name}" for net in NETWORKS for name, p in nets[net].named_parameters()}
+    for parameter, state in optimizer.state.items():
+        for key, value in state.items():
+            tensors[f"adam.{names[id(parameter)]}.{key}"] = value.reshape(-1).contiguous()
+    folder = out / CHECKPOINTS / f"step-{step:08d}"
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_file(tensors, tmp / "state.safetensors")
+    (tmp / "state.json").write_text(json.dumps({**run, "step": step}, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, folder)
+    for older in (out / CHECKPOINTS).glob("step-*"):
+        if older.name < folder.name:
+            shutil.rmtree(older)
+    return folder
+
+
+def _restore(out: Path, run: dict, nets: dict, optimizer) -> int:
+    """Load the newest checkpoint in ``out`` into the networks and optimizer; its step (0 if none)."""
+    import torch
+    from safetensors.torch import load_file
+
+    folders = sorted((out / CHECKPOINTS).glob("step-*")) if (out / CHECKPOINTS).is_dir() else []
+    if not folders:
+        return 0
+    _check_same_run(folders[-1] / "state.json", run)
+    tensors = load_file(folders[-1] / "state.safetensors")
+    with torch.no_grad():
+        for net in NETWORKS:
+            for name, p in nets[net].named_parameters(remove_duplicate=False):
+                p.copy_(tensors[f"{net}.{name}"])
+    for net in ("critic", "value", "policy"):
+        for name, p in nets[net].named_parameters():
+            optimizer.state[p] = {
+                "step": tensors[f"adam.{net}.{name}.step"].reshape(()).clone(),
+                "exp_avg": tensors[f"adam.{net}.{name}.exp_avg"].reshape(p.shape).clone(),
+                "exp_avg_sq": tensors[f"adam.{net}.{name}.exp_avg_sq"].reshape(p.shape).clone(),
+            }
+    return json.loads((folders[-1] / "state.json").read_text())["step"]
+
+
+def _export(out: Path, run: dict, nets: dict, steps: int, losses: list[float]) -> None:
+    """The trained selector: ``iql.safetensors`` (q = the target twin critic V and π were fit against,
+    value, policy; ``{net}.weight.{layer}`` is (members, in, out)) and ``iql.json``."""
+    from safetensors.torch import save_file
+
+    tensors = {f"{name}.{key}": p.detach().contiguous() for name, net in EXPORTED.items()
+               for key, p in nets[net].named_parameters(remove_duplicate=False)}
+    save_file(tensors, out / f".{MODEL}.tmp")
+    os.replace(out / f".{MODEL}.tmp", out / MODEL)
+    metadata = {**run, "steps": steps, "state_features": list(STATE_FEATURES), "actions": list(GOEMOTIONS),
+                "final_losses": dict(zip(("critic_loss", "value_loss", "policy_loss", "mean_advantage"), losses)),
+                "model_sha256": sha256_file(out / MODEL)}
+    (out / f".{METADATA}.tmp").write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
+    os.replace(out / f".{METADATA}.tmp", out / METADATA)
+
+
+# ------------------------------------------------------------------------------------------ inference
+
+class IQLSelector(EmotionSchedule):
+    """A trained selector, evaluated with numpy from ``iql.safetensors`` (no torch needed). Also an
+    emotion schedule: the negotiation agents ask :meth:`choose_in` for the emotion of each turn."""
+
+    name = "iql"
+
+    def __init__(self, weights: dict[str, np.ndarray], metadata: dict):
+        self.weights, self.metadata = weights, metadata
+
+    @classmethod
+    def load(cls, folder: str | Path) -> IQLSelector:
+        from safetensors.numpy import load_file
+
+        folder = Path(folder)
+        if not (folder / METADATA).is_file() or not (folder / MODEL).is_file():
+            raise InputError(f"not a trained IQL run: it has no {METADATA} and {MODEL} (train one with "
+                             "`emoneg train iql`)", file=str(folder))
+        metadata = json.loads((folder / METADATA).read_text())
+        if metadata.get("format") != FORMAT:
+            raise InputError(f"written in format {metadata.get('format')!r}, this toolkit reads {FORMAT!r}",
+                             file=str(folder / METADATA), field="format")
+        if metadata["state_features"] != list(STATE_FEATURES) or metadata["actions"] != list(GOEMOTIONS):
+            raise InputError("trained on a different state or action layout than this toolkit's; retrain it",
+                             file=str(folder / METADATA), field="state_features")
+        return cls(load_file(folder / MODEL), metadata)
+
+    def _forward(self, network: str, states) -> np.ndarray:
+        """(members, n, out) outputs of one exported network."""
+        x = np.asarray(states, dtype=np.float32).reshape(-1, STATE_DIM)
+        layers = sum(1 for key in self.weights if key.startswith(f"{network}.weight."))
+        for i in range(layers):
+            x = x @ self.weights[f"{network}.weight.{i}"] + self.weights[f"{network}.bias.{i}"]
+            if i < layers - 1:
+                x = np.maximum(x, 0)
+        return x
+
+    def q_values(self, states) -> np.ndarray:
+        """min(Q̄₁, Q̄₂)(s, ·), shape (n, 28)."""
+        return self._forward("q", states).min(axis=0)
+
+    def values(self, states) -> np.ndarray:
+        """V(s), shape (n,)."""
+        return self._forward("value", states)[0, :, 0]
+
+    def advantages(self, states, actions) -> np.ndarray:
+        """min(Q̄₁, Q̄₂)(s, a) − V(s) for emotion indices (or names) ``actions``, shape (n,)."""
+        actions = np.array([GOEMOTIONS.index(a) if isinstance(a, str) else int(a) for a in np.ravel(actions)])
+        q = self.q_values(states)
+        return q[np.arange(len(q)), actions] - self.values(states)
+
+    def policy_logits(self, states) -> np.ndarray:
+        """π's logits over the 28 emotions, shape (n, 28)."""
+        return self._forward("policy", states)[0]
+
+    def choose_emotions(self, states) -> list[str]:
+        """The policy's most likely emotion in each state (deterministic)."""
+        return [GOEMOTIONS[i] for i in self.policy_logits(states).argmax(axis=1)]
+
+    def choose_in(self, context, turn_index, rng) -> str:
+        state = state_vector(context.history, context.role, context.task.scenario, context.max_turns)
+        return self.choose_emotions(state)[0]
+
+
+def preferred_emotions(selector: IQLSelector, release: str | Path, split: str = "validation",
+                       domain: str = "all") -> dict[str, dict[str, float]]:
+    """Per counterparty persona, the share of ``split``'s focal decisions in which the policy picks each
+    emotion (most picked first)."""
+    data = load_transitions(release, split, domain)
+    chosen = np.array(selector.choose_emotions(data.states))
+    shares = {}
+    for persona in sorted(set(data.personas.tolist())):
+        names, counts = np.unique(chosen[data.personas == persona], return_counts=True)
+        order = np.argsort(-counts, kind="stable")
+        shares[persona] = {str(names[i]): round(float(counts[i] / counts.sum()), 4) for i in order}
+    return shares

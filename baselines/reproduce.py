@@ -1,0 +1,228 @@
+"""``emoneg reproduce``: build → train (IQL, SFT, emotion-free SFT, JPO) → evaluate (test, unseen
+counterparties, cross-domain transfer, a tournament) → tables → leaderboard site, in one folder.
+
+Every step writes its output atomically and is skipped when that output already exists, so an
+interrupted run picks up where it stopped. ``quick`` is sized for a 2-core CPU (the demo); ``paper`` is
+the full-scale recipe for a GPU.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from emoneg_bench.errors import InputError
+
+from .evaluate import EvalRequest, evaluate
+from .policies import Runs
+
+CONFIG = Path(__file__).resolve().parents[1] / "builders" / "configs" / "emoneg-v1.yaml"
+LM_POLICIES = ("vanilla-slm", "random-emotion", "iql-only", "emodistill-sft", "emodistill", "emotion-free-sft")
+CHEAP_POLICIES = ("teacher", "iql-teacher")  # no language model: every task, in seconds
+TABLES = ("main", "metrics", "ablation", "transfer", "tournament", "emotions")
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    build_profile: str | None  # the builder config's profile (None = the full default release)
+    iql_steps: int
+    sft_steps: int  # −1 = one epoch
+    jpo_steps: int
+    jpo_examples: int | None
+    lm_limit: int | None  # test tasks per domain for the language-model policies (None = all)
+    unseen_limit: int | None
+    max_new_tokens: int
+    batch_size: int
+    bootstrap: int
+    lm_policies: tuple[str, ...] = LM_POLICIES
+    unseen_policies: tuple[str, ...] = ("vanilla-slm", "iql-only", "emodistill")
+    tournament_counterparties: tuple[str, ...] = ("teacher",)
+
+
+PROFILES = {
+    "quick": Profile("quick", "small", iql_steps=2000, sft_steps=12, jpo_steps=6, jpo_examples=48, lm_limit=2,
+                     unseen_limit=1, max_new_tokens=40, batch_size=32, bootstrap=2000),
+    "paper": Profile("paper", None, iql_steps=20000, sft_steps=-1, jpo_steps=-1, jpo_examples=None, lm_limit=None,
+                     unseen_limit=None, max_new_tokens=64, batch_size=64, bootstrap=10000,
+                     tournament_counterparties=("teacher", "lm:smollm2")),
+}
+
+
+@dataclass
+class Pipeline:
+    profile: Profile
+    out: Path
+    model: str = "smollm2"
+    progress: bool = True
+    log: Callable[[str], None] = print
+    done: list[str] = field(default_factory=list)
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.out / "runs"
+
+    @property
+    def results_dir(self) -> Path:
+        return self.out / "results"
+
+    def step(self, name: str, target: Path, work: Callable[[], object]) -> Path:
+        if target.exists():
+            self.log(f"[reproduce] {name}: done before ({target})")
+            return target
+        started = time.perf_counter()
+        self.log(f"[reproduce] {name} …")
+        work()
+        self.log(f"[reproduce] {name}: {time.perf_counter() - started:.0f} s → {target}")
+        self.done.append(name)
+        return target
+
+    # ---- stages --------------------------------------------------------------------------------
+
+    def release(self) -> Path:
+        from builders.build import build
+        from builders.config import load_config
+
+        config = load_config(CONFIG, self.profile.build_profile)
+        folder = self.out / "release"
+        existing = sorted(p for p in folder.glob("*/MANIFEST.json")) if folder.is_dir() else []
+        if existing:
+            self.log(f"[reproduce] release: done before ({existing[0].parent})")
+            return existing[0].parent
+        self.log("[reproduce] release …")
+        return build(config, folder, progress=self.progress, source=CONFIG.name)
+
+    def train(self, release: Path) -> Runs:
+        from .iql import IQLConfig, train_iql
+        from .jpo import JPOSettings, train_jpo
+        from .sft import SFTSettings, train_sft
+
+        p, runs = self.profile, self.runs_dir
+        iql = IQLConfig(steps=p.iql_steps)
+        self.step("train iql", runs / "iql" / "iql.json",
+                  lambda: train_iql(release, runs / "iql", config=iql, progress=self.progress))
+        for domain in self.domains(release):
+            self.step(f"train iql on {domain}", runs / f"iql-{domain}" / "iql.json",
+                      lambda d=domain: train_iql(release, runs / f"iql-{d}", domain=d, config=iql,
+                                                 progress=self.progress))
+        sft = SFTSettings(max_steps=p.sft_steps)
+        self.step("train sft", runs / "sft" / "training.json",
+                  lambda: train_sft(release, runs / "sft", model=self.model, iql=runs / "iql", settings=sft,
+                                    progress=self.progress))
+        self.step("train emotion-free sft", runs / "emotion-free-sft" / "training.json",
+                  lambda: train_sft(release, runs / "emotion-free-sft", model=self.model, iql=runs / "iql",
+                                    emotion=False, settings=sft, progress=self.progress))
+        jpo = JPOSettings(max_steps=p.jpo_steps, max_examples=p.jpo_examples)
+        self.step("train jpo", runs / "jpo" / "training.json",
+                  lambda: train_jpo(release, runs / "sft", runs / "jpo", settings=jpo, progress=self.progress))
+        return Runs.in_folder(runs, model=self.model)
+
+    def evaluate(self, release: Path, runs: Runs) -> list[Path]:
+        p = self.profile
+        base = EvalRequest("teacher", release, max_new_tokens=p.max_new_tokens, batch_size=p.batch_size)
+        plan: list[tuple[str, EvalRequest, Runs]] = []
+        for policy in CHEAP_POLICIES:
+            for split in ("test", "test_unseen_counterparty"):
+                plan.append((f"{policy}__{split}", replace(base, policy=policy, split=split), runs))
+        for policy in p.lm_policies:
+            plan.append((f"{policy}__test", replace(base, policy=policy, limit=p.lm_limit), runs))
+        for policy in p.unseen_policies:
+            plan.append((f"{policy}__test_unseen_counterparty",
+                         replace(base, policy=policy, split="test_unseen_counterparty", limit=p.unseen_limit), runs))
+        # cross-domain transfer: the selector trained on one domain, evaluated on every domain
+        for train_domain in self.domains(release):
+            transfer_runs = replace(runs, iql=self.runs_dir / f"iql-{train_domain}")
+            plan.append((f"transfer/iql-teacher[{train_domain}]",
+                         replace(base, policy="iql-teacher", label=f"iql-teacher[trained on {train_domain}]"),
+                         transfer_runs))
+        # tournament: the focal policies against other counterparties than the personas
+        for counterparty in p.tournament_counterparties:
+            for policy in CHEAP_POLICIES:
+                plan.append((f"tournament/{policy}__vs-{counterparty.replace(':', '-')}",
+                             replace(base, policy=policy, counterparty=counterparty), runs))
+        paths = []
+        for name, request, policy_runs in plan:
+            target = self.results_dir / f"{name}.parquet"
+            paths.append(self.step(f"eval {name}", target,
+                                   lambda r=request, t=target, pr=policy_runs: evaluate(r, t, pr,
+                                                                                       progress=self.progress)))
+        return paths
+
+    def tables(self, results: list[Path]) -> Path:
+        from leaderboard.scoring import score
+
+        tables_dir = self.out / "tables"
+        main = [r for r in results if r.parent == self.results_dir]
+        which = {"main": (main, {}), "metrics": (main, {}), "ablation": (main, {}),
+                 "transfer": ([r for r in main if r.name.startswith(CHEAP_POLICIES)], {"by": "split"}),
+                 "transfer-domains": ([r for r in results if r.parent.name == "transfer"], {"by": "domain"}),
+                 "tournament": ([r for r in results if r.parent.name == "tournament"]
+                                + [r for r in main if r.name.startswith(CHEAP_POLICIES) and "unseen" not in r.name],
+                                {}),
+                 "emotions": (main, {"mode": "per-turn"})}
+        tables_dir.mkdir(parents=True, exist_ok=True)
+        for name, (paths, options) in which.items():
+            table = name.split("-")[0]
+            rendered = score(paths, table, bootstrap=self.profile.bootstrap, seed=0, **options)
+            for fmt in ("md", "csv", "json"):
+                (tables_dir / f"{name}.{fmt}").write_text(rendered.render(fmt) + "\n")
+        return tables_dir
+
+    def site(self, release: Path, results: list[Path]) -> Path:
+        """Baselines that ran every official test task become leaderboard entries, then the site."""
+        from leaderboard.board import submit
+        from leaderboard.site import build_site
+        from leaderboard.submission import write_submission
+
+        board = self.out / "leaderboard"
+        manifest = json.loads((release / "MANIFEST.json").read_text())
+        for policy in CHEAP_POLICIES:
+            if (board / policy).is_dir():
+                continue
+            episodes = _episodes(release, self.results_dir / f"{policy}__test.parquet",
+                                 self.results_dir / f"{policy}__test_unseen_counterparty.parquet")
+            metadata = {"name": policy, "contact": "emoneg-bench reproduce", "model": policy,
+                        "training_data": manifest["version"], "licence": "apache-2.0", "seeds": [0],
+                        "description": f"baseline {policy}, evaluated by `emoneg reproduce --profile "
+                                       f"{self.profile.name}`"}
+            folder = write_submission(self.out / "submissions" / policy, episodes, metadata)
+            report, _ = submit(folder, release, board)
+            if not report.accepted:
+                raise InputError(f"baseline {policy} was rejected by replay verification: {report.problems[:3]}")
+        return build_site(board, self.out / "site", bootstrap=self.profile.bootstrap)
+
+    def domains(self, release: Path) -> list[str]:
+        return list(json.loads((release / "MANIFEST.json").read_text())["builder_config"]["domains"])
+
+
+def _episodes(release: Path, *paths: Path):
+    from emoneg_bench.release import load_release_tasks, max_turns, release_manifest
+    from leaderboard.submission import episodes_from_parquet
+
+    tasks = {t.task_id: t for split in ("test", "test_unseen_counterparty") for t in load_release_tasks(release, split)}
+    turns = max_turns(release_manifest(release))
+    return [e for p in paths for e in episodes_from_parquet(p, tasks, turns)]
+
+
+def reproduce(profile: str | Profile, out: str | Path, *, model: str = "smollm2", progress: bool = True,
+              log: Callable[[str], None] = print) -> dict:
+    """Run (or finish) the pipeline into ``out``; returns where everything is and which steps ran."""
+    if isinstance(profile, str):
+        if profile not in PROFILES:
+            raise InputError(f"unknown profile {profile!r}; expected one of {', '.join(PROFILES)}", field="profile")
+        profile = PROFILES[profile]
+    pipeline = Pipeline(profile, Path(out), model, progress, log)
+    started = time.perf_counter()
+    release = pipeline.release()
+    runs = pipeline.train(release)
+    results = pipeline.evaluate(release, runs)
+    tables = pipeline.tables(results)
+    site = pipeline.site(release, results)
+    summary = {"profile": profile.name, "release": str(release), "runs": str(pipeline.runs_dir),
+               "results": str(pipeline.results_dir), "tables": str(tables), "site": str(site),
+               "steps_run": pipeline.done, "seconds": round(time.perf_counter() - started, 1)}
+    (pipeline.out / "reproduce.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
