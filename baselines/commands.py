@@ -14,7 +14,8 @@ def _train_iql(args: argparse.Namespace) -> int:
     from .iql import IQLConfig, train_iql
 
     config = IQLConfig(steps=args.steps, seed=args.seed, batch_size=args.batch_size)
-    result = train_iql(args.release, args.out, domain=args.domain, config=config, progress=not args.quiet)
+    result = train_iql(args.release, args.out, domain=args.domain, config=config, progress=not args.quiet,
+                       role=args.role)
     print(f"wrote IQL selector {result}")
     return 0
 
@@ -25,7 +26,7 @@ def _train_sft(args: argparse.Namespace) -> int:
     settings = SFTSettings(top_k=args.top_k, learning_rate=args.lr, batch_size=args.batch_size, epochs=args.epochs,
                            max_steps=args.max_steps, seed=args.seed, save_steps=args.save_steps)
     run = train_sft(args.release, args.out, model=args.model, iql=args.iql, domain=args.domain,
-                    emotion=not args.no_emotion, settings=settings, progress=not args.quiet)
+                    emotion=not args.no_emotion, role=args.role, settings=settings, progress=not args.quiet)
     _report(run, args.out)
     return 0
 
@@ -36,7 +37,8 @@ def _train_jpo(args: argparse.Namespace) -> int:
     settings = JPOSettings(epsilon=args.epsilon, beta=args.beta, learning_rate=args.lr, batch_size=args.batch_size,
                            epochs=args.epochs, max_steps=args.max_steps, max_examples=args.max_examples,
                            seed=args.seed, save_steps=args.save_steps)
-    run = train_jpo(args.release, args.sft, args.out, domain=args.domain, settings=settings, progress=not args.quiet)
+    run = train_jpo(args.release, args.sft, args.out, domain=args.domain, role=args.role, settings=settings,
+                    progress=not args.quiet)
     _report(run, args.out)
     return 0
 
@@ -114,6 +116,9 @@ def register(commands, command) -> None:
         parser.add_argument("--release", required=True, help=RELEASE_HELP)
         parser.add_argument("--out", required=True, help="run folder (an interrupted run resumes from it)")
         parser.add_argument("--domain", default="all", help="train on one domain (default all)")
+        parser.add_argument("--role", default="focal", choices=("focal", "counterparty"),
+                            help="whose decisions to learn (counterparty: a release built with teacher.role "
+                                 "counterparty; default focal)")
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--quiet", action="store_true", help="no progress bar")
     iql.add_argument("--steps", type=int, default=20000, help="gradient steps (default 20000)")
@@ -147,7 +152,8 @@ def register(commands, command) -> None:
     ev.add_argument("--out", required=True, help="results Parquet file")
     ev.add_argument("--split", default="test", help="test | test_unseen_counterparty | validation (default test)")
     ev.add_argument("--domain", default="all")
-    ev.add_argument("--counterparty", default="persona", help="persona (each task's), teacher or lm:MODEL")
+    ev.add_argument("--counterparty", default="persona", help="persona (each task's), teacher, lm:MODEL or policy:NAME@RUNS_DIR (a policy trained "
+                                         "for the counterparty role)")
     ev.add_argument("--runs", help="folder with iql/, sft/, jpo/, emotion-free-sft/ runs (emoneg reproduce's layout)")
     ev.add_argument("--iql", help="IQL run folder")
     ev.add_argument("--sft", help="SFT run folder")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from emoneg_bench.backends.base import SamplingParams
-from emoneg_bench.errors import InputError
+from emoneg_bench.errors import EmoNegError, InputError, UnknownNameError
 from emoneg_bench.negotiation import Task
 from emoneg_bench.release import load_release_tasks, max_turns, open_release
 
@@ -28,7 +28,7 @@ class EvalRequest:
     release: Path
     split: str = "test"
     domain: str = "all"
-    counterparty: str = "persona"  # the task's persona, the teacher, or lm:<spec>
+    counterparty: str = "persona"  # the task's persona, the teacher, lm:<spec> or policy:NAME@RUNS_DIR
     limit: int | None = None  # tasks per domain, evenly spaced over the split (CPU budgets)
     label: str | None = None  # the focal_agent written to the rows (default: the policy name)
     batch_size: int = 32
@@ -53,7 +53,13 @@ def pick_tasks(tasks: list[Task], domain: str, limit: int | None) -> list[Task]:
     return picked
 
 
-def counterparty_agent(spec: str):
+def counterparty_agent(spec: str, params: SamplingParams | None = None, runs: Runs | None = None):
+    """The agent that plays the counterparty role for ``--counterparty spec``, and the provenance it adds.
+
+    ``persona`` (each task's own), ``teacher``, ``lm:<model spec>``, or ``policy:NAME@RUNS_DIR``: the baseline
+    policy NAME built from the runs in RUNS_DIR (``emoneg reproduce``'s layout), trained for the counterparty
+    role; it expresses with the SLM of ``runs`` (the focal policy's, so both sides share a base model).
+    """
     from emoneg_bench.agents.personas import PersonaAgent
 
     if spec == "persona":
@@ -67,8 +73,50 @@ def counterparty_agent(spec: str):
         from emoneg_bench.backends import load_backend
 
         return LMNegotiator(load_backend(spec.removeprefix("lm:")), None, name=spec), {"counterparty": spec}
-    raise InputError(f"unknown counterparty {spec!r}; expected 'persona', 'teacher' or lm:<model spec>",
-                     field="counterparty")
+    if spec.startswith("policy:"):
+        return _policy_counterparty(spec, params, runs or Runs()), {"counterparty": spec}
+    raise InputError(f"unknown counterparty {spec!r}; expected 'persona', 'teacher', lm:<model spec> or "
+                     "policy:NAME@RUNS_DIR", field="counterparty")
+
+
+def _policy_counterparty(spec: str, params: SamplingParams | None, focal_runs: Runs):
+    """``policy:NAME@RUNS_DIR`` as an agent named ``cp:NAME@FOLDER`` (FOLDER = RUNS_DIR's own name) in the
+    episodes: the tournament's players are agent names, so the prefix keeps a trained counterparty apart
+    from the focal policy NAME, and the folder keeps two counterparties trained as NAME apart."""
+    name, at, folder = spec.removeprefix("policy:").partition("@")
+    if not (name and at and folder):
+        raise InputError(f"counterparty {spec!r} is not policy:NAME@RUNS_DIR (e.g. "
+                         "policy:emodistill@runs/counterparty)", field="counterparty")
+    runs_dir = Path(folder)
+    if not runs_dir.is_dir():
+        raise InputError(f"counterparty {spec!r}: no such runs folder", file=folder, field="counterparty")
+    runs = Runs.in_folder(runs_dir, model=focal_runs.model, llm=focal_runs.llm)
+    try:
+        policy = make_policy(name, runs, params)
+    except UnknownNameError as error:
+        raise InputError(f"counterparty {spec!r}: {error}", file=folder, field="counterparty") from None
+    except EmoNegError as error:  # a missing run: say where it should be
+        raise InputError(f"counterparty {spec!r}: {error} (the runs folder holds iql/, sft/, jpo/, "
+                         "emotion-free-sft/ like `emoneg reproduce`'s runs)", file=folder,
+                         field="counterparty") from None
+    _check_trained_for_counterparty(policy, spec, runs_dir)
+    policy.agent.name = f"cp:{name}@{runs_dir.resolve().name}"
+    return policy.agent
+
+
+def _check_trained_for_counterparty(policy: Policy, spec: str, runs_dir: Path) -> None:
+    """Refuse an IQL selector trained on focal decisions: its states are the counterparty's own, but its
+    values and choices were learned for the other side of the table."""
+    from .iql import IQLSelector
+
+    selector = getattr(policy.agent, "schedule", None)
+    if isinstance(selector, IQLSelector):
+        role = selector.metadata.get("data", {}).get("role", "focal")
+        if role != "counterparty":
+            raise InputError(f"counterparty {spec!r}: its IQL selector was trained on {role} transitions; "
+                             "a counterparty policy needs one trained on counterparty transitions "
+                             "(train_iql(…, role='counterparty') on a release built with teacher.role: "
+                             "counterparty)", file=str(runs_dir / "iql"), field="counterparty")
 
 
 def evaluate(request: EvalRequest, out: str | Path, runs: Runs | None = None, *, progress: bool = True,
@@ -92,7 +140,7 @@ def evaluate(request: EvalRequest, out: str | Path, runs: Runs | None = None, *,
         raise InputError(f"release {request.release} has no {request.split} tasks for domain {request.domain!r}")
     params = SamplingParams(max_new_tokens=request.max_new_tokens, temperature=request.temperature, seed=request.seed)
     policy: Policy = make_policy(request.policy, runs or Runs(), params)
-    counterparty, who = counterparty_agent(request.counterparty)
+    counterparty, who = counterparty_agent(request.counterparty, params, runs)
     engine = Engine(recognizer or default_recognizer(), max_turns(manifest))
     with tqdm(total=len(tasks), unit="ep", desc=f"{request.policy} on {request.split}", disable=not progress) as bar:
         episodes = list(engine.run(tasks, policy.agent, counterparty, batch_size=request.batch_size, progress=bar))

@@ -44,8 +44,8 @@ from emoneg_bench.release import open_release
 MODEL, METADATA, CURVES, CHECKPOINTS = "iql.safetensors", "iql.json", "curves.csv", "checkpoints"
 FORMAT = "emoneg-iql/1"
 INDEX_BLOCK = 1000  # steps whose batch indices are drawn together
-NETWORKS = ("critic", "critic_target", "value", "policy")
-EXPORTED = {"q": "critic_target", "value": "value", "policy": "policy"}  # name in iql.safetensors → network
+# iql.safetensors holds the target critic (what V and π were fit against), V and π
+EXPORTED = {"q1": "q1_target", "q2": "q2_target", "value": "value", "policy": "policy"}
 
 
 @dataclass(frozen=True)
@@ -140,46 +140,65 @@ def load_transitions(release: str | Path, split: str = "train", domain: str = "a
     )
 
 
-# ------------------------------------------------------------------------------------------ networks
+# -------------------------------------------------------------------------------- networks and losses
+# A network is its list of (weight (in, out), bias) layers; the same names key the safetensors files.
 
-def _networks(config: IQLConfig):
+TRAINED = ("q1", "q2", "value", "policy")
+TARGETS = ("q1_target", "q2_target")
+
+
+def init_mlp(sizes: tuple[int, ...], generator) -> list:
+    """torch.nn.Linear's initialisation: weights and biases ~ U(±1/√fan_in)."""
     import torch
 
-    class MLPEnsemble(torch.nn.Module):
-        """``members`` independent MLPs of one shape (ReLU between layers), stacked so that each layer of
-        all members is one batched matmul. Input (batch, in) is shared; output is (members, batch, out)."""
+    layers = []
+    for fan_in, fan_out in zip(sizes, sizes[1:]):
+        bound = 1 / math.sqrt(fan_in)
+        layers.append((torch.empty(fan_in, fan_out).uniform_(-bound, bound, generator=generator),
+                       torch.empty(fan_out).uniform_(-bound, bound, generator=generator)))
+    return layers
 
-        def __init__(self, members: int, sizes: tuple[int, ...], generator: torch.Generator):
-            super().__init__()
-            self.weight = torch.nn.ParameterList()
-            self.bias = torch.nn.ParameterList()
-            for fan_in, fan_out in zip(sizes, sizes[1:]):
-                bound = 1 / math.sqrt(fan_in)  # torch.nn.Linear's initialisation
-                self.weight.append(torch.empty(members, fan_in, fan_out).uniform_(-bound, bound, generator=generator))
-                self.bias.append(torch.empty(members, 1, fan_out).uniform_(-bound, bound, generator=generator))
 
-        def forward(self, states: torch.Tensor) -> torch.Tensor:
-            x = states
-            for i, (weight, bias) in enumerate(zip(self.weight, self.bias)):
-                x = torch.baddbmm(bias, x, weight) if x.dim() == 3 else torch.matmul(x, weight).add_(bias)
-                if i < len(self.weight) - 1:
-                    x = x.relu_()
-            return x
+def init_networks(config: IQLConfig) -> dict[str, list]:
+    import torch
 
     generator = torch.Generator().manual_seed(config.seed)
-    actions, hidden = len(GOEMOTIONS), config.hidden
-    critic = MLPEnsemble(2, (STATE_DIM, *hidden, actions), generator)
-    nets = {
-        "critic": critic,
-        "critic_target": MLPEnsemble(2, (STATE_DIM, *hidden, actions), generator).requires_grad_(False),
-        "value": MLPEnsemble(1, (STATE_DIM, *hidden, 1), generator),
-        "policy": MLPEnsemble(1, (STATE_DIM, *hidden, actions), generator),
-    }
-    nets["critic_target"].load_state_dict(critic.state_dict())
+    hidden, actions = config.hidden, len(GOEMOTIONS)
+    nets = {name: init_mlp((STATE_DIM, *hidden, 1 if name == "value" else actions), generator) for name in TRAINED}
+    for name in TARGETS:
+        nets[name] = [(w.clone(), b.clone()) for w, b in nets[name.removesuffix("_target")]]
+    for name in TRAINED:
+        for layer in nets[name]:
+            for tensor in layer:
+                tensor.requires_grad_(True)
     return nets
 
 
-# -------------------------------------------------------------------------------------------- losses
+def parameters(nets: dict[str, list], names=TRAINED + TARGETS) -> dict:
+    """``{net}.weight.{i}`` / ``{net}.bias.{i}`` → tensor."""
+    return {f"{name}.{kind}.{i}": tensor for name in names for i, layer in enumerate(nets[name])
+            for kind, tensor in zip(("weight", "bias"), layer)}
+
+
+def mlp(layers: list, x, start: int = 0):
+    """The network from layer ``start`` on: ReLU between layers, none after the last."""
+    for i in range(start, len(layers)):
+        weight, bias = layers[i]
+        x = bias.addmm(x, weight)
+        if i < len(layers) - 1:
+            x = x.relu_()
+    return x
+
+
+def first_layers(networks: list[list], states) -> tuple:
+    """The first hidden layer of several networks reading the same states, as one wide matmul (several
+    times faster on a CPU than one narrow matmul per network)."""
+    import torch
+
+    weight = torch.cat([layers[0][0] for layers in networks], dim=1)
+    bias = torch.cat([layers[0][1] for layers in networks])
+    return bias.addmm(states, weight).relu_().view(len(states), len(networks), -1).unbind(1)
+
 
 def expectile_loss(diff, expectile: float):
     """Asymmetric L2 of IQL's value step: E[|τ − 1(u < 0)| · u²]."""
@@ -187,21 +206,24 @@ def expectile_loss(diff, expectile: float):
     return (weight * diff.square()).mean()
 
 
-def iql_losses(nets: dict, states, actions, rewards, next_states, not_terminated, config: IQLConfig):
+def iql_losses(nets: dict[str, list], states, actions, rewards, next_states, not_terminated, config: IQLConfig):
     """(critic, value, policy) losses and the batch's advantages, from the current parameters."""
     import torch
 
-    picked = actions.view(1, -1, 1)
+    picked = actions.view(-1, 1)
     with torch.no_grad():
-        target_q = nets["critic_target"](states).gather(2, picked.expand(2, -1, 1)).amin(0).view(-1)
-        next_v = nets["value"](next_states).view(-1)
-        td_target = rewards + config.discount * not_terminated * next_v
-    advantage = target_q - nets["value"](states).view(-1)
+        q1_target, q2_target = (mlp(nets[name], h, start=1)
+                                for name, h in zip(TARGETS, first_layers([nets[n] for n in TARGETS], states)))
+        target_q = torch.min(q1_target, q2_target).gather(1, picked).view(-1)
+        td_target = rewards + config.discount * not_terminated * mlp(nets["value"], next_states).view(-1)
+    q1, q2, v, logits = (mlp(nets[name], h, start=1)
+                         for name, h in zip(TRAINED, first_layers([nets[n] for n in TRAINED], states)))
+    advantage = target_q - v.view(-1)
     value_loss = expectile_loss(advantage, config.expectile)
-    q = nets["critic"](states).gather(2, picked.expand(2, -1, 1)).view(2, -1)
-    critic_loss = (q - td_target).square().mean()  # = ½ Σᵢ MSE(Qᵢ, target)
+    critic_loss = ((q1.gather(1, picked).view(-1) - td_target).square().mean()
+                   + (q2.gather(1, picked).view(-1) - td_target).square().mean()) / 2
     weights = torch.exp(config.beta * advantage.detach()).clamp_(max=config.exp_adv_max)
-    log_prob = torch.log_softmax(nets["policy"](states)[0], dim=-1).gather(1, picked[0]).view(-1)
+    log_prob = torch.log_softmax(logits, dim=-1).gather(1, picked).view(-1)
     policy_loss = -(weights * log_prob).mean()
     return critic_loss, value_loss, policy_loss, advantage.detach()
 
@@ -231,8 +253,8 @@ def fit_iql(data: Transitions, out_dir: str | Path, config: IQLConfig = IQLConfi
             resume: bool = True) -> Path:
     """Run ``config.steps`` IQL steps; write ``curves.csv``, ``checkpoints/step-N`` every
     ``checkpoint_every`` steps, and the final ``iql.safetensors`` + ``iql.json``. With ``resume`` an
-    interrupted run in ``out_dir`` continues from its last checkpoint (to the same weights); a finished
-    one is returned as is. Without it, ``out_dir``'s previous run is replaced."""
+    interrupted run in ``out_dir`` continues from its last checkpoint (to the same weights) and a finished
+    one is returned as is; without it, ``out_dir``'s previous run is replaced."""
     import torch
     from tqdm import tqdm
 
@@ -246,44 +268,46 @@ def fit_iql(data: Transitions, out_dir: str | Path, config: IQLConfig = IQLConfi
             shutil.rmtree(out / name) if (out / name).is_dir() else (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
 
-    nets = _networks(config)
+    nets = init_networks(config)
+    trained = {name: [t for layer in nets[name] for t in layer] for name in TRAINED}
     optimizer = torch.optim.Adam([
-        {"params": [*nets["critic"].parameters()], "lr": config.critic_lr},
-        {"params": [*nets["value"].parameters()], "lr": config.value_lr},
-        {"params": [*nets["policy"].parameters()], "lr": config.policy_lr},
+        {"params": trained["q1"] + trained["q2"], "lr": config.critic_lr},
+        {"params": trained["value"], "lr": config.value_lr},
+        {"params": trained["policy"], "lr": config.policy_lr},
     ], fused=True)
     start = _restore(out, run, nets, optimizer) if resume else 0
-    curves = _open_curves(out, start)
+    curves = _Curves(out / CURVES, start)
+    online = [t for name in TARGETS for layer in nets[name.removesuffix("_target")] for t in layer]
+    target = [t for name in TARGETS for layer in nets[name] for t in layer]
 
     D = STATE_DIM
     table = torch.from_numpy(np.concatenate([
         data.states, data.next_states, data.rewards[:, None], (~data.terminated)[:, None].astype(np.float32),
     ], axis=1))  # one contiguous row per transition: a batch is one gather
     actions = torch.from_numpy(data.actions)
-    critic, target = [*nets["critic"].parameters()], [*nets["critic_target"].parameters()]
-    window = torch.zeros(4)
+    window = torch.zeros(4)  # loss sums since the last log line; read only when logging
     with tqdm(total=config.steps, initial=start, desc="IQL", unit="step", disable=not progress) as bar:
         for step in range(start, config.steps):
             if step % INDEX_BLOCK == 0 or step == start:
                 indices = batch_indices(config, len(actions), step // INDEX_BLOCK)
             rows = indices[step % INDEX_BLOCK]
             batch = table.index_select(0, rows)
-            losses = iql_losses(nets, batch[:, :D], actions.index_select(0, rows), batch[:, 2 * D],
-                                batch[:, D:2 * D], batch[:, 2 * D + 1], config)
-            critic_loss, value_loss, policy_loss, advantage = losses
+            critic_loss, value_loss, policy_loss, advantage = iql_losses(
+                nets, batch[:, :D], actions.index_select(0, rows), batch[:, 2 * D], batch[:, D:2 * D],
+                batch[:, 2 * D + 1], config)
             optimizer.param_groups[2]["lr"] = policy_lr(config, step)
             optimizer.zero_grad(set_to_none=True)
             (critic_loss + value_loss + policy_loss).backward()
             optimizer.step()
             with torch.no_grad():
-                for target_parameter, parameter in zip(target, critic):
+                for target_parameter, parameter in zip(target, online):
                     target_parameter.lerp_(parameter, config.tau)
-                window += torch.stack([critic_loss, value_loss, policy_loss, advantage.mean()]).detach()
+                window += torch.stack([critic_loss, value_loss, policy_loss, advantage.mean()])
             done = step + 1
             if done % config.log_every == 0 or done == config.steps:
                 means = (window / (done - (done - 1) // config.log_every * config.log_every)).tolist()
                 window.zero_()
-                curves.writerow([done, *(f"{m:.6g}" for m in means)])
+                curves.write(done, means)
                 bar.set_postfix(q=f"{means[0]:.3g}", v=f"{means[1]:.3g}", pi=f"{means[2]:.3g}", refresh=False)
                 bar.update(done - bar.n)
             if done % config.checkpoint_every == 0 and done < config.steps:
@@ -302,42 +326,48 @@ def _check_same_run(path: Path, run: dict) -> None:
                          "train without resuming to replace it", file=str(path.parent))
 
 
-def _open_curves(out: Path, start: int):
-    """The curve file, cut back to the resumed step (rows logged after the last checkpoint are redone)."""
-    path = out / CURVES
-    kept = []
-    if start and path.is_file():
-        with open(path, newline="") as handle:
-            kept = [row for row in list(csv.reader(handle))[1:] if int(row[0]) <= start]
-    handle = open(path, "w", newline="")
-    writer = csv.writer(handle)
-    writer.writerow(["step", "critic_loss", "value_loss", "policy_loss", "mean_advantage"])
-    writer.writerows(kept)
+class _Curves:
+    """``curves.csv``, cut back to the resumed step (rows logged after the last checkpoint are redone)."""
 
-    class Curves:
-        writerow, flush, close = writer.writerow, handle.flush, handle.close
+    COLUMNS = ("step", "critic_loss", "value_loss", "policy_loss", "mean_advantage")
 
-    return Curves()
+    def __init__(self, path: Path, start: int):
+        kept = []
+        if start and path.is_file():
+            with open(path, newline="") as handle:
+                kept = [row for row in list(csv.reader(handle))[1:] if int(row[0]) <= start]
+        self.handle = open(path, "w", newline="")
+        self.writer = csv.writer(self.handle)
+        self.writer.writerows([self.COLUMNS, *kept])
+
+    def write(self, step: int, means: list[float]) -> None:
+        self.writer.writerow([step, *(f"{m:.6g}" for m in means)])
+
+    def flush(self) -> None:
+        self.handle.flush()
+
+    def close(self) -> None:
+        self.handle.close()
 
 
 # -------------------------------------------------------------------------------- checkpoints, export
 
 def save_checkpoint(out: Path, run: dict, step: int, nets: dict, optimizer) -> Path:
-    """``checkpoints/step-N/{state.safetensors,state.json}``: the networks and Adam's moments and step
-    counts as tensors, written aside and renamed; older checkpoints are removed afterwards."""
+    """``checkpoints/step-N/{state.safetensors,state.json}``: every network, and Adam's moments and step
+    counts as tensors; written aside and renamed, then older checkpoints are removed."""
     from safetensors.torch import save_file
 
-    tensors = {f"{net}.{name}": p.detach().contiguous() for net in NETWORKS
-               for name, p in nets[net].named_parameters(remove_duplicate=False)}
-    names = {id(p): f"{net}.{name}" for net in NETWORKS for name, p in nets[net].named_parameters()}
+    named = parameters(nets)
+    tensors = {name: tensor.detach() for name, tensor in named.items()}
+    by_id = {id(tensor): name for name, tensor in named.items()}
     for parameter, state in optimizer.state.items():
         for key, value in state.items():
-            tensors[f"adam.{names[id(parameter)]}.{key}"] = value.reshape(-1).contiguous()
+            tensors[f"adam.{by_id[id(parameter)]}.{key}"] = value.reshape(-1)
     folder = out / CHECKPOINTS / f"step-{step:08d}"
     tmp = folder.with_name(f".{folder.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    save_file(tensors, tmp / "state.safetensors")
+    save_file({name: tensor.contiguous() for name, tensor in tensors.items()}, tmp / "state.safetensors")
     (tmp / "state.json").write_text(json.dumps({**run, "step": step}, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, folder)
     for older in (out / CHECKPOINTS).glob("step-*"):
@@ -357,31 +387,28 @@ def _restore(out: Path, run: dict, nets: dict, optimizer) -> int:
     _check_same_run(folders[-1] / "state.json", run)
     tensors = load_file(folders[-1] / "state.safetensors")
     with torch.no_grad():
-        for net in NETWORKS:
-            for name, p in nets[net].named_parameters(remove_duplicate=False):
-                p.copy_(tensors[f"{net}.{name}"])
-    for net in ("critic", "value", "policy"):
-        for name, p in nets[net].named_parameters():
-            optimizer.state[p] = {
-                "step": tensors[f"adam.{net}.{name}.step"].reshape(()).clone(),
-                "exp_avg": tensors[f"adam.{net}.{name}.exp_avg"].reshape(p.shape).clone(),
-                "exp_avg_sq": tensors[f"adam.{net}.{name}.exp_avg_sq"].reshape(p.shape).clone(),
-            }
+        for name, tensor in parameters(nets).items():
+            tensor.copy_(tensors[name])
+    for name, tensor in parameters(nets, TRAINED).items():
+        optimizer.state[tensor] = {
+            "step": tensors[f"adam.{name}.step"].reshape(()).clone(),
+            "exp_avg": tensors[f"adam.{name}.exp_avg"].reshape(tensor.shape).clone(),
+            "exp_avg_sq": tensors[f"adam.{name}.exp_avg_sq"].reshape(tensor.shape).clone(),
+        }
     return json.loads((folders[-1] / "state.json").read_text())["step"]
 
 
 def _export(out: Path, run: dict, nets: dict, steps: int, losses: list[float]) -> None:
-    """The trained selector: ``iql.safetensors`` (q = the target twin critic V and π were fit against,
-    value, policy; ``{net}.weight.{layer}`` is (members, in, out)) and ``iql.json``."""
+    """The trained selector: ``iql.safetensors`` (``{q1,q2,value,policy}.{weight,bias}.{layer}``, weights
+    (in, out); q1 and q2 are the target critic) and ``iql.json``."""
     from safetensors.torch import save_file
 
-    tensors = {f"{name}.{key}": p.detach().contiguous() for name, net in EXPORTED.items()
-               for key, p in nets[net].named_parameters(remove_duplicate=False)}
+    tensors = {exported + key.removeprefix(name): tensor.detach().contiguous()
+               for exported, name in EXPORTED.items() for key, tensor in parameters(nets, (name,)).items()}
     save_file(tensors, out / f".{MODEL}.tmp")
     os.replace(out / f".{MODEL}.tmp", out / MODEL)
     metadata = {**run, "steps": steps, "state_features": list(STATE_FEATURES), "actions": list(GOEMOTIONS),
-                "final_losses": dict(zip(("critic_loss", "value_loss", "policy_loss", "mean_advantage"), losses)),
-                "model_sha256": sha256_file(out / MODEL)}
+                "final_losses": dict(zip(_Curves.COLUMNS[1:], losses)), "model_sha256": sha256_file(out / MODEL)}
     (out / f".{METADATA}.tmp").write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
     os.replace(out / f".{METADATA}.tmp", out / METADATA)
 
@@ -415,7 +442,7 @@ class IQLSelector(EmotionSchedule):
         return cls(load_file(folder / MODEL), metadata)
 
     def _forward(self, network: str, states) -> np.ndarray:
-        """(members, n, out) outputs of one exported network."""
+        """(n, out) outputs of one exported network."""
         x = np.asarray(states, dtype=np.float32).reshape(-1, STATE_DIM)
         layers = sum(1 for key in self.weights if key.startswith(f"{network}.weight."))
         for i in range(layers):
@@ -426,11 +453,11 @@ class IQLSelector(EmotionSchedule):
 
     def q_values(self, states) -> np.ndarray:
         """min(Q̄₁, Q̄₂)(s, ·), shape (n, 28)."""
-        return self._forward("q", states).min(axis=0)
+        return np.minimum(self._forward("q1", states), self._forward("q2", states))
 
     def values(self, states) -> np.ndarray:
         """V(s), shape (n,)."""
-        return self._forward("value", states)[0, :, 0]
+        return self._forward("value", states)[:, 0]
 
     def advantages(self, states, actions) -> np.ndarray:
         """min(Q̄₁, Q̄₂)(s, a) − V(s) for emotion indices (or names) ``actions``, shape (n,)."""
@@ -440,7 +467,7 @@ class IQLSelector(EmotionSchedule):
 
     def policy_logits(self, states) -> np.ndarray:
         """π's logits over the 28 emotions, shape (n, 28)."""
-        return self._forward("policy", states)[0]
+        return self._forward("policy", states)
 
     def choose_emotions(self, states) -> list[str]:
         """The policy's most likely emotion in each state (deterministic)."""

@@ -158,7 +158,7 @@ def reference_logps(model, rows: list[dict], collate_batch, batch_size: int) -> 
                 row["ref_logps"] = [0.0] + values[: len(row["input_ids"]) - 1].tolist()
 
 
-def train_jpo(release: str | Path, sft: str | Path, out: str | Path, *, domain: str = "all",
+def train_jpo(release: str | Path, sft: str | Path, out: str | Path, *, domain: str = "all", role: str = "focal",
               settings: JPOSettings = JPOSettings(), progress: bool = True) -> dict:
     """Refine the SFT run in ``sft`` into ``out/adapter``; resumes from ``out/checkpoints``."""
     from datasets import Dataset
@@ -171,7 +171,10 @@ def train_jpo(release: str | Path, sft: str | Path, out: str | Path, *, domain: 
         raise InputError(f"{sft} is a {sft_run.get('kind')!r} run; JPO starts from an emotion-conditioned SFT run",
                          field="sft")
     base = Path(sft_run["base_model"])
-    selection = jpo_selection(release, domain=domain, max_examples=settings.max_examples, seed=settings.seed)
+    if sft_run.get("role", "focal") != role:
+        raise InputError(f"{sft} was trained for the {sft_run.get('role')} role, not {role}", field="sft")
+    selection = jpo_selection(release, domain=domain, max_examples=settings.max_examples, seed=settings.seed,
+                              role=role)
     model, tokenizer = load_base(base)
     model = PeftModel.from_pretrained(model, sft / ADAPTER, is_trainable=True)
     disable_dropout(model)
@@ -191,7 +194,7 @@ def train_jpo(release: str | Path, sft: str | Path, out: str | Path, *, domain: 
     trainer.train(resume_from_checkpoint=last_checkpoint(out))
     trainer.model.save_pretrained(out / ADAPTER)
     tokenizer.save_pretrained(out / ADAPTER)
-    return write_metadata(out, "jpo", release, base, settings, trainer.state.log_history, domain=domain,
+    return write_metadata(out, "jpo", release, base, settings, trainer.state.log_history, domain=domain, role=role,
                           sft_run=str(sft), sft_adapter_sha256=sft_run["adapter_sha256"], examples=len(rows),
                           tokens=sum(len(r["input_ids"]) for r in rows),
                           available=selection.available, advantage_source=selection.advantage_source,

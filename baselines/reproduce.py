@@ -141,7 +141,7 @@ class Pipeline:
         # tournament: the focal policies against other counterparties than the personas
         for counterparty in p.tournament_counterparties:
             for policy in CHEAP_POLICIES:
-                plan.append((f"tournament/{policy}__vs-{counterparty.replace(':', '-')}",
+                plan.append((f"tournament/{policy}__vs-{_file_name(counterparty)}",
                              replace(base, policy=policy, counterparty=counterparty), runs))
         paths = []
         for name, request, policy_runs in plan:
@@ -196,6 +196,10 @@ class Pipeline:
 
     def domains(self, release: Path) -> list[str]:
         return list(json.loads((release / "MANIFEST.json").read_text())["builder_config"]["domains"])
+
+
+def _file_name(spec: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in spec)
 
 
 def _episodes(release: Path, *paths: Path):

@@ -44,7 +44,7 @@ class SFTSettings:
 
 
 def train_sft(release: str | Path, out: str | Path, *, model: str = "smollm2", iql: str | Path | None = None,
-              domain: str = "all", emotion: bool = True, settings: SFTSettings = SFTSettings(),
+              domain: str = "all", emotion: bool = True, role: str = "focal", settings: SFTSettings = SFTSettings(),
               progress: bool = True, callbacks: list | None = None) -> dict:
     """Train a LoRA adapter into ``out/adapter``; resumes from ``out/checkpoints`` when a run was cut off.
     Returns the run's metadata (also written to ``out/training.json``). ``callbacks`` are
@@ -54,7 +54,7 @@ def train_sft(release: str | Path, out: str | Path, *, model: str = "smollm2", i
 
     out = Path(out)
     base = model_folder(model)
-    selection = sft_selection(release, domain=domain, top_k=settings.top_k, iql=iql, emotion=emotion)
+    selection = sft_selection(release, domain=domain, top_k=settings.top_k, iql=iql, emotion=emotion, role=role)
     dataset = Dataset.from_list([{"messages": r["messages"]} for r in selection.rows])
     model_, tokenizer = load_base(base)
     if "generation" not in (tokenizer.chat_template or ""):
@@ -73,6 +73,6 @@ def train_sft(release: str | Path, out: str | Path, *, model: str = "smollm2", i
     trainer.model.save_pretrained(out / ADAPTER)
     tokenizer.save_pretrained(out / ADAPTER)
     return write_metadata(out, "sft" if emotion else "emotion-free-sft", release, base, settings,
-                          trainer.state.log_history, domain=domain, emotion=emotion, examples=len(dataset),
+                          trainer.state.log_history, domain=domain, role=role, emotion=emotion, examples=len(dataset),
                           available=selection.available, advantage_source=selection.advantage_source,
                           steps=trainer.state.global_step, losses=losses(trainer.state.log_history))

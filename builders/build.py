@@ -25,7 +25,7 @@ from emoneg_bench.engine import Agent, Engine
 from emoneg_bench.errors import EmoNegError, InputError
 from emoneg_bench.hashing import sha256_file
 from emoneg_bench.judge import RubricJudge
-from emoneg_bench.negotiation import Episode
+from emoneg_bench.negotiation import Episode, Role
 from emoneg_bench.rewards import episode_decisions
 
 from . import plan
@@ -35,8 +35,8 @@ BUILD_CONFIG, UNITS = "build-config.json", "units"
 ROW_GROUP = 1000
 RETURN_DISCOUNT = 0.99
 
-# Focal-agent factories by ``teacher.kind``: (config, schedule) -> Agent. The language-model backends
-# register ``lm`` here.
+# Teacher factories by ``teacher.kind``: (config, schedule) -> Agent, for either role. The language-model
+# backends register ``lm`` here.
 TEACHERS: dict[str, Callable[[BuildConfig, str], Agent]] = {}
 
 
@@ -54,7 +54,7 @@ def _backend(spec: str):
 
 
 def _lm_teacher(config: BuildConfig, schedule: str) -> Agent:
-    """A language model (``teacher.model``: any ``lm:`` spec) writes the focal messages."""
+    """A language model (``teacher.model``: any ``lm:`` spec) writes the teacher's messages."""
     from emoneg_bench.agents.lm import LMNegotiator
 
     return LMNegotiator(_backend(config.teacher_model), schedule)
@@ -98,29 +98,33 @@ def shard_path(root: Path, config_name: str, split: str, index: int, count: int)
 # ------------------------------------------------------------------------------------------ units
 
 def run_unit(unit: plan.Unit, config: BuildConfig, engine: Engine) -> list[Episode]:
+    """Play the unit's tasks: the teacher in ``teacher.role``, each task's persona on the other side."""
     episodes: list[Episode] = []
+    side = Role(config.teacher_role)
     pairs = zip(unit.tasks, unit.schedules)
     for schedule, group in itertools.groupby(pairs, key=lambda pair: pair[1]):
         tasks = [task for task, _ in group]
-        episodes += engine.run(tasks, make_teacher(config, schedule), PersonaAgent())
+        players = {side: make_teacher(config, schedule), side.other: PersonaAgent()}
+        episodes += engine.run(tasks, players[Role.FOCAL], players[Role.COUNTERPARTY])
     return episodes
 
 
-def unit_rows(unit: plan.Unit, episodes: Sequence[Episode]) -> dict[str, list[dict]]:
-    """Rows of every trajectory config for one unit."""
+def unit_rows(unit: plan.Unit, episodes: Sequence[Episode], role: Role) -> dict[str, list[dict]]:
+    """Rows of every trajectory config for one unit; judge scores, transitions and sft rows are the
+    decisions of ``role``, the side the teacher played."""
     judge = RubricJudge()
     rows: dict[str, list[dict]] = {"episodes": [], "transitions": [], "sft": []}
-    scored = [(episode, judge.score_episode(episode)) for episode in episodes]
+    scored = [(episode, judge.score_episode(episode, role)) for episode in episodes]
     for episode, scores in scored:
         rows["episodes"].append(schema.episode_row(episode, unit.split, scores))
     if unit.split == "fixed_emotion_sweep":
         return rows
-    decided = [(episode, scores, episode_decisions(episode)) for episode, scores in scored]
+    decided = [(episode, scores, episode_decisions(episode, role)) for episode, scores in scored]
     advantages = monte_carlo_advantages([decisions for _, _, decisions in decided],
                                         [episode.task.scenario.scenario_id for episode, _, _ in decided])
     for (episode, scores, decisions), advantage in zip(decided, advantages, strict=True):
-        rows["transitions"] += schema.transition_rows(episode, unit.split, decisions, scores)
-        rows["sft"] += schema.sft_rows(episode, unit.split, decisions, advantage, scores)
+        rows["transitions"] += schema.transition_rows(episode, unit.split, decisions, scores, role)
+        rows["sft"] += schema.sft_rows(episode, unit.split, decisions, advantage, scores, role)
     return rows
 
 
@@ -144,7 +148,7 @@ def monte_carlo_advantages(decisions: Sequence[Sequence], scenario_ids: Sequence
 
 
 def build_unit(unit: plan.Unit, config: BuildConfig, engine: Engine, root: Path) -> None:
-    rows = unit_rows(unit, run_unit(unit, config, engine))
+    rows = unit_rows(unit, run_unit(unit, config, engine), Role(config.teacher_role))
     files = {}
     for config_name, config_rows in rows.items():
         if unit.split == "fixed_emotion_sweep" and config_name != "episodes":

@@ -31,7 +31,7 @@ def finalize(root: Path, config: BuildConfig, work: Sequence[plan.Unit], source:
     for split, tasks in plan.all_tasks(config).items():
         write_parquet([schema.task_row(t, split) for t in tasks], "tasks", shard_path(root, "tasks", split, 0, 1))
     shards = _shards(root)
-    stats = _statistics(root)
+    stats = _statistics(root, config.teacher_role)
     (root / CARD).write_text(render_card(config, shards, stats))
     write_json(root / MANIFEST, manifest(config, shards, source))
     (root / CHANGELOG).write_text(
@@ -56,25 +56,33 @@ def _shards(root: Path) -> dict[str, dict]:
     return shards
 
 
-def _statistics(root: Path) -> dict:
+# The teacher's utility per episode, by the side it played: the counterparty's is 1 − focal utility on a
+# deal (``rewards.own_utility``) and 0 without one, like the focal agent's.
+TEACHER_UTILITY = {"focal": "utility",
+                   "counterparty": "CASE WHEN ending_name = 'agreement' THEN 1 - utility ELSE 0 END"}
+
+
+def _statistics(root: Path, teacher_role: str) -> dict:
+    """Counts and outcomes of the written shards; message statistics are of the teacher's side."""
     import duckdb
 
     con = duckdb.connect()
     episodes = f"read_parquet('{root}/data/episodes/*.parquet')"
-    focal_train = (f"(SELECT UNNEST(turns) AS t FROM read_parquet('{root}/data/episodes/train-*.parquet')) "
-                   "WHERE t.role = 'focal'")
+    teacher_train = (f"(SELECT UNNEST(turns) AS t FROM read_parquet('{root}/data/episodes/train-*.parquet')) "
+                     f"WHERE t.role = '{teacher_role}'")
+    utility = TEACHER_UTILITY[teacher_role]
     stats: dict = {"episodes": dict(con.sql(f"SELECT split, count(*) FROM {episodes} GROUP BY split").fetchall())}
     stats["endings"] = con.sql(
         f"SELECT split, ending_name, count(*) FROM {episodes} GROUP BY ALL ORDER BY ALL").fetchall()
     stats["utility"] = con.sql(
-        f"SELECT domain, avg(utility), avg((ending_name = 'agreement')::INT) FROM {episodes} "
+        f"SELECT domain, avg({utility}), avg((ending_name = 'agreement')::INT) FROM {episodes} "
         "WHERE split = 'train' GROUP BY domain ORDER BY domain").fetchall()
-    stats["judge"] = con.sql(f"SELECT t.judge_score, count(*) FROM {focal_train} GROUP BY 1 ORDER BY 1").fetchall()
+    stats["judge"] = con.sql(f"SELECT t.judge_score, count(*) FROM {teacher_train} GROUP BY 1 ORDER BY 1").fetchall()
     stats["fidelity"] = con.sql(
         f"SELECT avg((t.declared_emotion_name = t.perceived_emotion_name)::INT), "
-        f"avg((t.perceived_emotion_name = 'neutral')::INT) FROM {focal_train}").fetchall()[0]
+        f"avg((t.perceived_emotion_name = 'neutral')::INT) FROM {teacher_train}").fetchall()[0]
     stats["sweep"] = con.sql(
-        f"SELECT replace(focal_agent, 'teacher:fixed-', '') AS emotion, domain, avg(utility), "
+        f"SELECT replace({teacher_role}_agent, 'teacher:fixed-', '') AS emotion, domain, avg({utility}), "
         "avg((ending_name = 'agreement')::INT), avg((ending_name = 'walkaway')::INT), count(*) "
         f"FROM {episodes} WHERE split = 'fixed_emotion_sweep' GROUP BY ALL ORDER BY ALL").fetchall()
     from emoneg_bench.perception.recognizer import default_recognizer
@@ -152,7 +160,7 @@ def render_card(config: BuildConfig, shards: dict[str, dict], stats: dict) -> st
     front = {
         "license": config.license,
         "language": ["en"],
-        "pretty_name": f"EmoNeg-Bench trajectories {config.version}",
+        "pretty_name": f"{_title(config)} {config.version}",
         "task_categories": ["text-generation", "reinforcement-learning"],
         "tags": ["negotiation", "emotion", "offline-rl", "dialogue", "synthetic", "emoneg-bench"],
         "size_categories": [_size_category(n_episodes)],
@@ -161,6 +169,12 @@ def render_card(config: BuildConfig, shards: dict[str, dict], stats: dict) -> st
     }
     yaml_block = yaml.safe_dump(front, sort_keys=False, allow_unicode=True, width=1000)
     return f"---\n{yaml_block}---\n\n{_prose(config, shards, stats)}"
+
+
+def _title(config: BuildConfig) -> str:
+    if config.teacher_role == "focal":
+        return "EmoNeg-Bench trajectories"
+    return "EmoNeg-Bench counterparty-role trajectories"
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
@@ -189,7 +203,16 @@ def _prose(config: BuildConfig, shards: dict[str, dict], stats: dict) -> str:
     held_out = ", ".join(f"`{p}` ({get_persona(p).description.rstrip('.').lower()})"
                          for p in persona_names(held_out=True))
     name = config.release_name
-    return f"""# EmoNeg-Bench trajectories {config.version}
+    role = config.teacher_role  # the side the teacher played, whose messages the statistics describe
+    if role == "focal":
+        teacher_side, persona_side, opponent, sides = "Focal agent", "Counterparties", "counterparty", ""
+    else:
+        teacher_side, persona_side, opponent = "Counterparty", "Focal agents", "focal agent"
+        sides = ("\n\nIn this release the teacher plays the **counterparty** and the personas play the focal "
+                 "agent: `transitions`\nand `sft` hold the counterparty's decisions (`role` = `counterparty`), "
+                 "the data for training counterparty-role\npolicies. The evaluation `tasks` are the usual ones "
+                 "(a focal policy against each task's counterparty).")
+    return f"""# {_title(config)} {config.version}
 
 Emotion-labelled negotiation trajectories for studying **emotion as a strategic action** in adversarial
 negotiation between language-model agents: which emotion to show at each turn (offline RL) and how to
@@ -200,7 +223,7 @@ builder config and seed give byte-identical Parquet shards (see `MANIFEST.json`)
 {n_episodes:,} episodes in {len(config.domains)} domains: {domains}. Each domain is a bargain over one number between
 a **focal agent** and a **counterparty**; focal utility of a deal at `x` is `clip((b − x)/(b − a), 0, 1)`
 with `a` the focal agent's anchor and `b` the counterparty's, whichever way the focal agent wants the
-number to move (polarity).
+number to move (polarity).{sides}
 
 ## Loading
 
@@ -220,7 +243,7 @@ GROUP BY ALL ORDER BY domain, utility DESC;
 
 SELECT t.declared_emotion_name, avg((t.declared_emotion_name = t.perceived_emotion_name)::INT) AS fidelity
 FROM (SELECT UNNEST(turns) AS t FROM read_parquet('{name}/data/episodes/train-*.parquet'))
-WHERE t.role = 'focal' GROUP BY 1 ORDER BY 2;
+WHERE t.role = '{role}' GROUP BY 1 ORDER BY 2;
 ```
 
 ## Configs and splits
@@ -228,8 +251,8 @@ WHERE t.role = 'focal' GROUP BY 1 ORDER BY 2;
 | config | rows | what a row is |
 |---|---:|---|
 | `episodes` (default) | {rows_by_config['episodes']:,} | one negotiation: scenario, persona, seeds, outcome (ending, agreed value, utility, rounds) and its `turns` |
-| `transitions` | {rows_by_config['transitions']:,} | one focal decision: state (named features), action (emotion), reward, next state, terminated, truncated, judge score |
-| `sft` | {rows_by_config['sft']:,} | one focal message as chat `messages` (system prompt with the emotion instruction, transcript, response), with emotion, advantage and judge quality |
+| `transitions` | {rows_by_config['transitions']:,} | one {role} decision: state (named features), action (emotion), reward, next state, terminated, truncated, judge score |
+| `sft` | {rows_by_config['sft']:,} | one {role} message as chat `messages` (system prompt with the emotion instruction, transcript, response), with emotion, advantage and judge quality |
 | `scenarios` | {rows_by_config['scenarios']:,} | one scenario with its typed fields (union over domains, null where a field is not the domain's) |
 | `tasks` | {rows_by_config['tasks']:,} | one evaluation task: scenario × persona × seed |
 
@@ -245,11 +268,11 @@ scenarios never appear in any trajectory.**
 
 - **Scenarios**: {config.scenario_count} per domain from the seeded generator (seed {config.seed}); anchors in
   the ranges of the published scenario tables.
-- **Focal agent (teacher)**: `{config.teacher_kind}` teacher; its offers follow its own time-dependent
+- **{teacher_side} (teacher)**: `{config.teacher_kind}` teacher; its offers follow its own time-dependent
   concession tactic (drawn per episode) and are independent of the emotion it shows; the emotion at each turn
   comes from the schedule `{config.teacher_schedule}` (uniform over the 28 GoEmotions labels); messages are
   composed from an emotion-conditioned phrasing bank (7,600 surface forms per domain, role and emotion).
-- **Counterparties**: the training personas {personas}, assigned round-robin, {config.episodes_per_scenario}
+- **{persona_side}**: the training personas {personas}, assigned round-robin, {config.episodes_per_scenario}
   emotion seeds per scenario. Personas are parametric, emotion-sensitive negotiators (time-dependent
   concession toward a hidden reservation value; the *perceived* emotion family changes concessions and the
   walk-away hazard). Held out for `test_unseen_counterparty`: {held_out}.
@@ -279,13 +302,13 @@ clauses and a separate expressions corpus). Its accuracy on text it never traine
 
 {_table(("source", "n", "accuracy", "family accuracy"), recognizer_rows)}
 
-Expression fidelity of the teacher in `train` (perceived == declared, focal messages): **{fidelity:.1%}**;
-{perceived_neutral:.1%} of focal messages are perceived as neutral. Counterparties react to the *perceived*
+Expression fidelity of the teacher in `train` (perceived == declared, {role} messages): **{fidelity:.1%}**;
+{perceived_neutral:.1%} of {role} messages are perceived as neutral. {persona_side} react to the *perceived*
 emotion only.
 
 ## Judge scores
 
-Every focal message has a rubric judge score from 1 to 10 (firmness that moves the counterparty scores
+Every {role} message has a rubric judge score from 1 to 10 (firmness that moves the {opponent} scores
 high; large own concessions, unreadable offers and messages followed by a walk-away score low; missing when
 the judge cannot score). Distribution in `train`:
 
@@ -295,7 +318,7 @@ the judge cannot score). Distribution in `train`:
 
 Teacher vs training personas, `train` split:
 
-{_table(("domain", "mean focal utility", "agreement rate"), [(d, f"{u:.3f}", f"{a:.0%}") for d, u, a in stats["utility"]])}
+{_table(("domain", f"mean {role} utility", "agreement rate"), [(d, f"{u:.3f}", f"{a:.0%}") for d, u, a in stats["utility"]])}
 
 Endings by split:
 
@@ -304,7 +327,7 @@ Endings by split:
 ## Per-emotion outcomes (fixed-emotion sweep)
 
 The teacher shows one emotion throughout against every training persona on the same tasks; only the emotion
-differs between rows ({sweep_n:,} episodes). Each cell: mean focal utility (agreement rate / walk-away rate).
+differs between rows ({sweep_n:,} episodes). Each cell: mean {role} utility (agreement rate / walk-away rate).
 Sustained dominance (anger, annoyance…) overwhelms high-power personas and triggers
 walk-aways; pleas help with trusting personas; apology and friendliness invite tougher counterparties.
 
@@ -312,10 +335,10 @@ walk-aways; pleas help with trusting personas; apology and friendliness invite t
 
 ## Known limitations
 
-- The counterparties are simulated: their reactions to emotions follow the directions reported in the
+- The {persona_side.lower()} are simulated: their reactions to emotions follow the directions reported in the
   negotiation literature, but the magnitudes are documented modelling choices, not measurements of people.
 - Text comes from a composed phrasing bank, not from people or large models; lexical variety is large but
-  bounded. The recognizer's perceived labels are noisy (see the accuracy table) — by design the counterparty
+  bounded. The recognizer's perceived labels are noisy (see the accuracy table) — by design the {opponent}
   only reacts to what it perceives.
 - The rubric judge is a deterministic heuristic of negotiation progress, not a human rating.
 

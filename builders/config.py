@@ -14,13 +14,14 @@ from emoneg_bench.errors import EmoNegError, InputError
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 TEACHER_KINDS = ("builtin", "lm")
+TEACHER_ROLES = ("focal", "counterparty")
 
 DEFAULTS: dict[str, Any] = {
     "name": None, "version": None, "license": "apache-2.0", "seed": 0,
     "domains": ["debt", "disaster", "hospital", "student"],
     "scenarios": {"count": 100, "validation": 8},
     "max_turns": 30,
-    "teacher": {"kind": "builtin", "schedule": "random", "model": None},
+    "teacher": {"kind": "builtin", "schedule": "random", "model": None, "role": "focal"},
     "corpus": {"episodes_per_scenario": 50, "personas": "training"},
     "sweep": {"emotions": "all", "episodes_per_persona": 5},
     "tasks": {"seeds": 3},
@@ -48,6 +49,7 @@ class BuildConfig:
     task_seeds: int
     max_episodes_per_shard: int
     profile: str | None = None
+    teacher_role: str = "focal"  # the side the teacher plays; the personas play the other one
 
     @property
     def release_name(self) -> str:
@@ -63,7 +65,12 @@ class BuildConfig:
         return int(TRAIN_FRACTION * self.scenario_count)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The config as recorded in ``MANIFEST.json``. ``teacher_role`` came after 1.0 and is left out at
+        its default, so a focal release built now has the same bytes as one built before it existed."""
+        data = asdict(self)
+        if data["teacher_role"] == "focal":
+            del data["teacher_role"]
+        return data
 
 
 def load_config(path: str | Path, profile: str | None = None) -> BuildConfig:
@@ -149,6 +156,8 @@ def _check(raw: dict, file: str, profile: str | None) -> BuildConfig:
     need(isinstance(raw["license"], str) and bool(raw["license"]), "license", "expected a licence identifier")
     teacher = raw["teacher"]
     need(teacher["kind"] in TEACHER_KINDS, "teacher.kind", f"expected one of {', '.join(TEACHER_KINDS)}")
+    need(teacher["role"] in TEACHER_ROLES, "teacher.role",
+         f"expected one of {', '.join(TEACHER_ROLES)} (the side the teacher plays), got {teacher['role']!r}")
     need(teacher["kind"] != "lm" or (isinstance(teacher.get("model"), str) and bool(teacher["model"])),
          "teacher.model", "a language-model teacher needs `model`: smollm2, a model folder or an endpoint URL")
     try:
@@ -179,6 +188,7 @@ def _check(raw: dict, file: str, profile: str | None) -> BuildConfig:
         task_seeds=integer("tasks.seeds", raw["tasks"]["seeds"], 1, 1000),
         max_episodes_per_shard=integer("shards.max_episodes", raw["shards"]["max_episodes"], 10, 1_000_000),
         profile=profile,
+        teacher_role=teacher["role"],
     )
 
 

@@ -3,8 +3,9 @@
 A release is valid when it is exactly what ``emoneg build`` writes: the card, manifest and changelog, and
 Parquet shards whose bytes, row counts, names and features agree with the manifest, the card and
 :mod:`emoneg_bench.schema` — and whose splits keep the test scenarios and the held-out counterparties
-out of everything a policy trains on. Every problem is reported, not only the first; shard contents are
-read with DuckDB one file at a time, so a release of any size is checked in bounded memory.
+out of everything a policy trains on, and whose decision rows (transitions, sft) are all of the side the
+teacher played. Every problem is reported, not only the first; shard contents are read with DuckDB one
+file at a time, so a release of any size is checked in bounded memory.
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ def validate_release(path: str | Path) -> list[Problem]:
         _check_card(card, shards, problems)
     _check_features(shards, problems)
     _check_splits(shards, problems)
+    _check_roles(shards, manifest, problems)
     _check_version(root, card, manifest, problems)
     return problems
 
@@ -388,6 +390,25 @@ def _check_splits(shards: list[Shard], problems: list[Problem]) -> None:
             if wrong:
                 kind = "held-out" if held_out else "training"
                 problems.append(Problem(shard.name, f"uses personas that are not {kind} personas: {_quote(wrong)}"))
+
+
+def _check_roles(shards: list[Shard], manifest: dict | None, problems: list[Problem]) -> None:
+    """Decision rows (transitions, sft) are all of the side the teacher played: the builder config's
+    ``teacher_role``, focal when the manifest does not say (releases built before the field existed)."""
+    import duckdb
+
+    config = (manifest or {}).get("builder_config")
+    role = config.get("teacher_role", "focal") if isinstance(config, dict) else "focal"
+    con = duckdb.connect()
+    for shard in [s for s in shards if s.config in ("transitions", "sft")]:
+        try:
+            found = {str(row[0]) for row in con.execute("SELECT DISTINCT role FROM read_parquet(?)",
+                                                        [str(shard.path)]).fetchall()}
+        except duckdb.Error:
+            continue  # an unreadable or role-less shard is already reported by the features check
+        if found - {role}:
+            problems.append(Problem(shard.name, f"has decisions of role {_quote(found - {role})}; this release's "
+                                                f"teacher played {role!r} ({MANIFEST} builder_config.teacher_role)"))
 
 
 def _check_version(root: Path, card: dict | None, manifest: dict | None, problems: list[Problem]) -> None:
