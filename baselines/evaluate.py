@@ -115,7 +115,7 @@ def _check_trained_for_counterparty(policy: Policy, spec: str, runs_dir: Path) -
         if role != "counterparty":
             raise InputError(f"counterparty {spec!r}: its IQL selector was trained on {role} transitions; "
                              "a counterparty policy needs one trained on counterparty transitions "
-                             "(train_iql(…, role='counterparty') on a release built with teacher.role: "
+                             "(`emoneg train iql --role counterparty` on a release built with teacher.role: "
                              "counterparty)", file=str(runs_dir / "iql"), field="counterparty")
 
 

@@ -15,10 +15,12 @@ Q̄ is the Polyak-averaged target critic. Truncated transitions (turn limit) sti
 loss reaches another network's parameters, one backward pass of L_Q + L_V + L_π gives each network the
 gradient CORL's three sequential updates give it. The policy's learning rate follows CORL's cosine decay.
 
-Speed: networks of the same shape are stacked and evaluated with one batched matmul per layer
-(:class:`MLPEnsemble`), one Adam steps every parameter in a single fused kernel per group, losses stay
-on the tensor side between log lines, and each step's batch indices are a pure function of (seed,
-step), which also makes a resumed run identical to an uninterrupted one without saving any RNG state.
+Each network is a list of (weight, bias) tensors whose names (``q1.weight.0`` …) key the safetensors
+files, so the trained selector runs in numpy without torch. Speed on a CPU comes from doing little besides
+the matmuls: one fused Adam over three parameter groups, targets under ``no_grad``, a batch gathered from
+one contiguous table, losses summed as tensors and read only every ``log_every`` steps, and batch indices
+drawn in blocks as a pure function of (seed, step) — which also makes a resumed run identical to an
+uninterrupted one without saving any random state.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import csv
 import json
 import math
 import os
+import random
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,7 +38,8 @@ import numpy as np
 
 from emoneg_bench.agents.teacher import EmotionSchedule
 from emoneg_bench.emotions import GOEMOTIONS
-from emoneg_bench.errors import InputError, UnknownNameError
+from emoneg_bench.engine import TurnContext
+from emoneg_bench.errors import InputError
 from emoneg_bench.features import STATE_DIM, STATE_FEATURES, state_vector
 from emoneg_bench.hashing import sha256_file
 from emoneg_bench.negotiation import Role
@@ -108,7 +112,7 @@ def load_transitions(release: str | Path, split: str = "train", domain: str = "a
     manifest = open_release(release, ("transitions",))
     check_domain(domain)
     if role not in [str(r) for r in Role]:
-        raise UnknownNameError("role", role, [str(r) for r in Role])
+        raise InputError(f"unknown role {role!r}; expected one of {', '.join(str(r) for r in Role)}", field="role")
     if not any((release / "data" / "transitions").glob(f"{split}-*.parquet")):
         raise InputError(f"release {release} has no {split!r} split in its transitions config", field="split")
     table = load_dataset(str(release), "transitions", split=split).with_format("numpy")
@@ -117,7 +121,8 @@ def load_transitions(release: str | Path, split: str = "train", domain: str = "a
     keep = (columns["role"] == role) & ((columns["domain"] == domain) if domain != "all" else True)
     if not keep.any():
         raise InputError(f"release {release} has no {role} transitions for domain {domain!r} in split {split!r} "
-                         f"(it has: {', '.join(sorted(set(columns['domain'].tolist())))})", field="domain")
+                         f"(it has {', '.join(sorted(set(columns['role'].tolist())))} transitions of "
+                         f"{', '.join(sorted(set(columns['domain'].tolist())))})")
     states = np.ascontiguousarray(columns["state"][keep], dtype=np.float32)
     if states.shape[1:] != (STATE_DIM,):
         raise InputError(f"transitions have {states.shape[1]} state features, this toolkit's state has {STATE_DIM}; "
@@ -180,24 +185,13 @@ def parameters(nets: dict[str, list], names=TRAINED + TARGETS) -> dict:
             for kind, tensor in zip(("weight", "bias"), layer)}
 
 
-def mlp(layers: list, x, start: int = 0):
-    """The network from layer ``start`` on: ReLU between layers, none after the last."""
-    for i in range(start, len(layers)):
-        weight, bias = layers[i]
+def mlp(layers: list, x):
+    """ReLU between layers, none after the last."""
+    for i, (weight, bias) in enumerate(layers):
         x = bias.addmm(x, weight)
         if i < len(layers) - 1:
             x = x.relu_()
     return x
-
-
-def first_layers(networks: list[list], states) -> tuple:
-    """The first hidden layer of several networks reading the same states, as one wide matmul (several
-    times faster on a CPU than one narrow matmul per network)."""
-    import torch
-
-    weight = torch.cat([layers[0][0] for layers in networks], dim=1)
-    bias = torch.cat([layers[0][1] for layers in networks])
-    return bias.addmm(states, weight).relu_().view(len(states), len(networks), -1).unbind(1)
 
 
 def expectile_loss(diff, expectile: float):
@@ -212,12 +206,9 @@ def iql_losses(nets: dict[str, list], states, actions, rewards, next_states, not
 
     picked = actions.view(-1, 1)
     with torch.no_grad():
-        q1_target, q2_target = (mlp(nets[name], h, start=1)
-                                for name, h in zip(TARGETS, first_layers([nets[n] for n in TARGETS], states)))
-        target_q = torch.min(q1_target, q2_target).gather(1, picked).view(-1)
+        target_q = torch.min(mlp(nets["q1_target"], states), mlp(nets["q2_target"], states)).gather(1, picked).view(-1)
         td_target = rewards + config.discount * not_terminated * mlp(nets["value"], next_states).view(-1)
-    q1, q2, v, logits = (mlp(nets[name], h, start=1)
-                         for name, h in zip(TRAINED, first_layers([nets[n] for n in TRAINED], states)))
+    q1, q2, v, logits = (mlp(nets[name], states) for name in TRAINED)
     advantage = target_q - v.view(-1)
     value_loss = expectile_loss(advantage, config.expectile)
     critic_loss = ((q1.gather(1, picked).view(-1) - td_target).square().mean()
@@ -264,8 +255,9 @@ def fit_iql(data: Transitions, out_dir: str | Path, config: IQLConfig = IQLConfi
         _check_same_run(out / METADATA, run)
         return out
     if not resume:
-        for name in (METADATA, MODEL, CURVES, CHECKPOINTS):
-            shutil.rmtree(out / name) if (out / name).is_dir() else (out / name).unlink(missing_ok=True)
+        shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
+        for name in (METADATA, MODEL, CURVES):
+            (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
 
     nets = init_networks(config)
@@ -276,47 +268,61 @@ def fit_iql(data: Transitions, out_dir: str | Path, config: IQLConfig = IQLConfi
         {"params": trained["policy"], "lr": config.policy_lr},
     ], fused=True)
     start = _restore(out, run, nets, optimizer) if resume else 0
-    curves = _Curves(out / CURVES, start)
-    online = [t for name in TARGETS for layer in nets[name.removesuffix("_target")] for t in layer]
-    target = [t for name in TARGETS for layer in nets[name] for t in layer]
-
-    D = STATE_DIM
-    table = torch.from_numpy(np.concatenate([
-        data.states, data.next_states, data.rewards[:, None], (~data.terminated)[:, None].astype(np.float32),
-    ], axis=1))  # one contiguous row per transition: a batch is one gather
-    actions = torch.from_numpy(data.actions)
-    window = torch.zeros(4)  # loss sums since the last log line; read only when logging
-    with tqdm(total=config.steps, initial=start, desc="IQL", unit="step", disable=not progress) as bar:
-        for step in range(start, config.steps):
-            if step % INDEX_BLOCK == 0 or step == start:
-                indices = batch_indices(config, len(actions), step // INDEX_BLOCK)
-            rows = indices[step % INDEX_BLOCK]
-            batch = table.index_select(0, rows)
-            critic_loss, value_loss, policy_loss, advantage = iql_losses(
-                nets, batch[:, :D], actions.index_select(0, rows), batch[:, 2 * D], batch[:, D:2 * D],
-                batch[:, 2 * D + 1], config)
-            optimizer.param_groups[2]["lr"] = policy_lr(config, step)
-            optimizer.zero_grad(set_to_none=True)
-            (critic_loss + value_loss + policy_loss).backward()
-            optimizer.step()
-            with torch.no_grad():
-                for target_parameter, parameter in zip(target, online):
-                    target_parameter.lerp_(parameter, config.tau)
-                window += torch.stack([critic_loss, value_loss, policy_loss, advantage.mean()])
-            done = step + 1
+    window, since_log = torch.zeros(4), 0  # loss sums since the last log line, read only when logging
+    with _Curves(out / CURVES, start) as curves, \
+            tqdm(total=config.steps, initial=start, desc="IQL", unit="step", disable=not progress) as bar:
+        for step, batch in batches(data, config, start):
+            window += update(nets, optimizer, batch, config, step)
+            since_log, done = since_log + 1, step + 1
             if done % config.log_every == 0 or done == config.steps:
-                means = (window / (done - (done - 1) // config.log_every * config.log_every)).tolist()
+                means = (window / since_log).tolist()
                 window.zero_()
+                since_log = 0
                 curves.write(done, means)
                 bar.set_postfix(q=f"{means[0]:.3g}", v=f"{means[1]:.3g}", pi=f"{means[2]:.3g}", refresh=False)
                 bar.update(done - bar.n)
             if done % config.checkpoint_every == 0 and done < config.steps:
                 curves.flush()
                 save_checkpoint(out, run, done, nets, optimizer)
-    curves.close()
     _export(out, run, nets, config.steps, means)
     shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
     return out
+
+
+def batches(data: Transitions, config: IQLConfig, start: int):
+    """(step, (states, actions, rewards, next states, 1 − terminated)) for the steps from ``start`` on."""
+    import torch
+
+    D = STATE_DIM
+    table = torch.from_numpy(np.concatenate([
+        data.states, data.next_states, data.rewards[:, None], (~data.terminated)[:, None].astype(np.float32),
+    ], axis=1))  # one contiguous row per transition: a batch is one gather
+    actions = torch.from_numpy(data.actions)
+    for step in range(start, config.steps):
+        if step % INDEX_BLOCK == 0 or step == start:
+            indices = batch_indices(config, len(actions), step // INDEX_BLOCK)
+        rows = indices[step % INDEX_BLOCK]
+        batch = table.index_select(0, rows)
+        yield step, (batch[:, :D], actions.index_select(0, rows), batch[:, 2 * D], batch[:, D:2 * D],
+                     batch[:, 2 * D + 1])
+
+
+def update(nets: dict[str, list], optimizer, batch: tuple, config: IQLConfig, step: int):
+    """One gradient step of every network and the target critic's Polyak step. Returns the losses and the
+    mean advantage as one tensor, which the caller reads only when it logs."""
+    import torch
+
+    critic_loss, value_loss, policy_loss, advantage = iql_losses(nets, *batch, config)
+    optimizer.param_groups[2]["lr"] = policy_lr(config, step)
+    optimizer.zero_grad(set_to_none=True)
+    (critic_loss + value_loss + policy_loss).backward()
+    optimizer.step()
+    with torch.no_grad():
+        for name in TARGETS:
+            for target, online in zip(nets[name], nets[name.removesuffix("_target")]):
+                for target_tensor, online_tensor in zip(target, online):
+                    target_tensor.lerp_(online_tensor, config.tau)
+        return torch.stack([critic_loss, value_loss, policy_loss, advantage.mean()])
 
 
 def _check_same_run(path: Path, run: dict) -> None:
@@ -346,7 +352,10 @@ class _Curves:
     def flush(self) -> None:
         self.handle.flush()
 
-    def close(self) -> None:
+    def __enter__(self) -> _Curves:
+        return self
+
+    def __exit__(self, *exc) -> None:
         self.handle.close()
 
 
@@ -439,7 +448,12 @@ class IQLSelector(EmotionSchedule):
         if metadata["state_features"] != list(STATE_FEATURES) or metadata["actions"] != list(GOEMOTIONS):
             raise InputError("trained on a different state or action layout than this toolkit's; retrain it",
                              file=str(folder / METADATA), field="state_features")
-        return cls(load_file(folder / MODEL), metadata)
+        weights = load_file(folder / MODEL)
+        missing = [f"{name}.weight.0" for name in EXPORTED if f"{name}.weight.0" not in weights]
+        if missing:
+            raise InputError(f"has no {', '.join(missing)}; it was written by another version of the trainer, "
+                             "retrain it", file=str(folder / MODEL))
+        return cls(weights, metadata)
 
     def _forward(self, network: str, states) -> np.ndarray:
         """(n, out) outputs of one exported network."""
@@ -473,16 +487,16 @@ class IQLSelector(EmotionSchedule):
         """The policy's most likely emotion in each state (deterministic)."""
         return [GOEMOTIONS[i] for i in self.policy_logits(states).argmax(axis=1)]
 
-    def choose_in(self, context, turn_index, rng) -> str:
+    def choose_in(self, context: TurnContext, turn_index: int, rng: random.Random) -> str:
         state = state_vector(context.history, context.role, context.task.scenario, context.max_turns)
         return self.choose_emotions(state)[0]
 
 
 def preferred_emotions(selector: IQLSelector, release: str | Path, split: str = "validation",
                        domain: str = "all") -> dict[str, dict[str, float]]:
-    """Per counterparty persona, the share of ``split``'s focal decisions in which the policy picks each
-    emotion (most picked first)."""
-    data = load_transitions(release, split, domain)
+    """Per persona, the share of ``split``'s decisions (of the role the selector was trained for) in which
+    the policy picks each emotion, most picked first."""
+    data = load_transitions(release, split, domain, selector.metadata["data"]["role"])
     chosen = np.array(selector.choose_emotions(data.states))
     shares = {}
     for persona in sorted(set(data.personas.tolist())):

@@ -19,7 +19,8 @@ from emoneg_bench.errors import InputError
 from .evaluate import EvalRequest, evaluate
 from .policies import Runs
 
-CONFIG = Path(__file__).resolve().parents[1] / "builders" / "configs" / "emoneg-v1.yaml"
+CONFIGS = Path(__file__).resolve().parents[1] / "builders" / "configs"
+CONFIG, COUNTERPARTY_CONFIG = CONFIGS / "emoneg-v1.yaml", CONFIGS / "emoneg-v1-counterparty.yaml"
 LM_POLICIES = ("vanilla-slm", "random-emotion", "iql-only", "emodistill-sft", "emodistill", "emotion-free-sft")
 CHEAP_POLICIES = ("teacher", "iql-teacher")  # no language model: every task, in seconds
 TABLES = ("main", "metrics", "ablation", "transfer", "tournament", "emotions")
@@ -41,14 +42,20 @@ class Profile:
     lm_policies: tuple[str, ...] = LM_POLICIES
     unseen_policies: tuple[str, ...] = ("vanilla-slm", "iql-only", "emodistill")
     tournament_counterparties: tuple[str, ...] = ("teacher",)
+    # policies trained for the counterparty role (on the role-swapped corpus) that the focal policies meet
+    counterparty_policies: tuple[str, ...] = ("iql-teacher",)
+    tournament_policies: tuple[str, ...] = CHEAP_POLICIES  # the focal side of the tournament
 
 
 PROFILES = {
-    "quick": Profile("quick", "small", iql_steps=2000, sft_steps=12, jpo_steps=6, jpo_examples=48, lm_limit=2,
-                     unseen_limit=1, max_new_tokens=40, batch_size=32, bootstrap=2000),
+    "quick": Profile("quick", "quick", iql_steps=1500, sft_steps=12, jpo_steps=6, jpo_examples=48, lm_limit=2,
+                     unseen_limit=1, max_new_tokens=32, batch_size=32, bootstrap=2000,
+                     unseen_policies=("vanilla-slm", "emodistill")),
     "paper": Profile("paper", None, iql_steps=20000, sft_steps=-1, jpo_steps=-1, jpo_examples=None, lm_limit=None,
                      unseen_limit=None, max_new_tokens=64, batch_size=64, bootstrap=10000,
-                     tournament_counterparties=("teacher", "lm:smollm2")),
+                     tournament_counterparties=("teacher", "lm:smollm2"),
+                     counterparty_policies=("iql-teacher", "emodistill"),
+                     tournament_policies=(*CHEAP_POLICIES, "emodistill")),
 }
 
 
@@ -64,6 +71,10 @@ class Pipeline:
     @property
     def runs_dir(self) -> Path:
         return self.out / "runs"
+
+    @property
+    def counterparty_runs_dir(self) -> Path:
+        return self.out / "counterparty-runs"
 
     @property
     def results_dir(self) -> Path:
@@ -82,18 +93,18 @@ class Pipeline:
 
     # ---- stages --------------------------------------------------------------------------------
 
-    def release(self) -> Path:
+    def release(self, config_file: Path = CONFIG, folder_name: str = "release") -> Path:
         from builders.build import build
         from builders.config import load_config
 
-        config = load_config(CONFIG, self.profile.build_profile)
-        folder = self.out / "release"
+        config = load_config(config_file, self.profile.build_profile)
+        folder = self.out / folder_name
         existing = sorted(p for p in folder.glob("*/MANIFEST.json")) if folder.is_dir() else []
         if existing:
-            self.log(f"[reproduce] release: done before ({existing[0].parent})")
+            self.log(f"[reproduce] {folder_name}: done before ({existing[0].parent})")
             return existing[0].parent
-        self.log("[reproduce] release …")
-        return build(config, folder, progress=self.progress, source=CONFIG.name)
+        self.log(f"[reproduce] {folder_name} …")
+        return build(config, folder, progress=self.progress, source=config_file.name)
 
     def train(self, release: Path) -> Runs:
         from .iql import IQLConfig, train_iql
@@ -120,6 +131,27 @@ class Pipeline:
                   lambda: train_jpo(release, runs / "sft", runs / "jpo", settings=jpo, progress=self.progress))
         return Runs.in_folder(runs, model=self.model)
 
+    def train_counterparty(self) -> Path:
+        """The role-swapped corpus and the counterparty-role runs the tournament's trained counterparties use."""
+        from .iql import IQLConfig, train_iql
+        from .jpo import JPOSettings, train_jpo
+        from .sft import SFTSettings, train_sft
+
+        p, runs = self.profile, self.counterparty_runs_dir
+        release = self.release(COUNTERPARTY_CONFIG, "release-counterparty")
+        self.step("train counterparty iql", runs / "iql" / "iql.json",
+                  lambda: train_iql(release, runs / "iql", config=IQLConfig(steps=p.iql_steps), role="counterparty",
+                                    progress=self.progress))
+        if any(policy.startswith("emodistill") for policy in p.counterparty_policies):
+            self.step("train counterparty sft", runs / "sft" / "training.json",
+                      lambda: train_sft(release, runs / "sft", model=self.model, iql=runs / "iql", role="counterparty",
+                                        settings=SFTSettings(max_steps=p.sft_steps), progress=self.progress))
+            self.step("train counterparty jpo", runs / "jpo" / "training.json",
+                      lambda: train_jpo(release, runs / "sft", runs / "jpo", role="counterparty",
+                                        settings=JPOSettings(max_steps=p.jpo_steps, max_examples=p.jpo_examples),
+                                        progress=self.progress))
+        return runs
+
     def evaluate(self, release: Path, runs: Runs) -> list[Path]:
         p = self.profile
         base = EvalRequest("teacher", release, max_new_tokens=p.max_new_tokens, batch_size=p.batch_size)
@@ -138,11 +170,15 @@ class Pipeline:
             plan.append((f"transfer/iql-teacher[{train_domain}]",
                          replace(base, policy="iql-teacher", label=f"iql-teacher[trained on {train_domain}]"),
                          transfer_runs))
-        # tournament: the focal policies against other counterparties than the personas
-        for counterparty in p.tournament_counterparties:
-            for policy in CHEAP_POLICIES:
-                plan.append((f"tournament/{policy}__vs-{_file_name(counterparty)}",
-                             replace(base, policy=policy, counterparty=counterparty), runs))
+        # tournament: the focal policies against other counterparties than the personas, including
+        # policies trained for the counterparty role (trained vs trained)
+        opponents = [(c, _file_name(c)) for c in p.tournament_counterparties]
+        opponents += [(f"policy:{name}@{self.counterparty_runs_dir}", f"cp-{name}") for name in p.counterparty_policies]
+        for counterparty, file_label in opponents:
+            for policy in p.tournament_policies:
+                limit = None if policy in CHEAP_POLICIES else p.lm_limit
+                plan.append((f"tournament/{policy}__vs-{file_label}",
+                             replace(base, policy=policy, counterparty=counterparty, limit=limit), runs))
         paths = []
         for name, request, policy_runs in plan:
             target = self.results_dir / f"{name}.parquet"
@@ -222,6 +258,7 @@ def reproduce(profile: str | Profile, out: str | Path, *, model: str = "smollm2"
     started = time.perf_counter()
     release = pipeline.release()
     runs = pipeline.train(release)
+    pipeline.train_counterparty()
     results = pipeline.evaluate(release, runs)
     tables = pipeline.tables(results)
     site = pipeline.site(release, results)

@@ -286,6 +286,9 @@ def test_reproduce_runs_the_whole_pipeline_and_resumes(tmp_path, tiny_model):
     assert ["iql-teacher", "teacher"] in [[r["policy"], r["baseline"]] for r in ablation["rows"]]
     transfer = (out / "tables" / "transfer-domains.md").read_text()
     assert "iql-teacher[trained on debt]" in transfer
+    tournament = json.loads((out / "tables" / "tournament.json").read_text())
+    players = {r["agent"] for r in tournament["rows"]}
+    assert "cp:iql-teacher@counterparty-runs" in players and "teacher" in players
     assert (out / "site" / "index.html").is_file() and (out / "leaderboard" / "teacher" / "entry.json").is_file()
     assert summary["steps_run"] and Path(summary["site"]).name == "index.html"
     again = reproduce(profile, out, model=str(tiny_model), progress=False, log=lines.append)
