@@ -1,4 +1,5 @@
-"""Training speed of the baselines on the default release: IQL gradient steps (one section per trainer).
+"""Training speed of the baselines on the default release: IQL steps/s, LoRA-SFT and JPO seconds/step and
+tokens/s for SmolLM2 (and a tiny model with --tiny-model), one section per trainer.
 
 The default release (``builders/configs/emoneg-v1.yaml``: 20,480 episodes) is built into ``runs/bench/``
 on first use (about 70 s) unless ``--release`` names one. A section trains from data already in memory, so
@@ -6,7 +7,8 @@ its seconds are the trainer's own (checkpoints and final files included); loadin
 is the whole process's (``resource.getrusage``): run one section per process (``--only``) for its own.
 The load average is printed before and after: on a shared machine, compare best-of-N runs.
 
-    python benchmarks/train_speed.py [--only iql] [--release DIR] [--repeat 3] [--threads N] [--steps 20000]
+    python benchmarks/train_speed.py [--only iql|sft|jpo] [--release DIR] [--repeat 3] [--threads N] [--steps 20000]
+                                     [--lora-steps 10] [--lora-batch 4] [--tiny-model FOLDER]
 """
 
 from __future__ import annotations
@@ -70,7 +72,41 @@ def iql_section(args: argparse.Namespace) -> None:
           f"{TARGET_IQL_SECONDS:.0f} s target")
 
 
-SECTIONS = {"iql": iql_section}
+def lora_figures(release: Path, model: str, steps: int, batch_size: int) -> dict[str, tuple[float, float]]:
+    """(seconds/step, tokens/s) of LoRA-SFT and JPO for one base model, from the trainers' own runtime."""
+    from baselines.jpo import JPOSettings, train_jpo
+    from baselines.sft import SFTSettings, train_sft
+
+    with tempfile.TemporaryDirectory() as tmp:
+        sft = train_sft(release, Path(tmp) / "sft", model=model, progress=False,
+                        settings=SFTSettings(max_steps=steps, batch_size=batch_size, logging_steps=1, save_steps=10**6))
+        runtime = sft["log_history"][-1]["train_runtime"]
+        tokens = max(entry.get("num_tokens", 0) for entry in sft["log_history"])
+        figures = {"sft": (runtime / steps, tokens / runtime)}
+        jpo = train_jpo(release, Path(tmp) / "sft", Path(tmp) / "jpo", progress=False,
+                        settings=JPOSettings(max_steps=steps, batch_size=batch_size, max_examples=steps * batch_size,
+                                             logging_steps=1, save_steps=10**6))
+        runtime = jpo["log_history"][-1]["train_runtime"]
+        figures["jpo"] = (runtime / steps, jpo["tokens"] / runtime)  # one pass over exactly steps × batch examples
+    return figures
+
+
+def lora_section(kind: str):
+    def section(args: argparse.Namespace) -> None:
+        from emoneg_bench.backends.smollm2 import smollm2_folder
+
+        release = args.release or default_release(args.cache)
+        models = {"smollm2": str(smollm2_folder())}
+        if args.tiny_model:
+            models["tiny"] = str(args.tiny_model)
+        for label, model in models.items():
+            per_step, per_second = lora_figures(release, model, args.lora_steps, args.lora_batch)[kind]
+            print(f"{kind}: {label:<8} batch {args.lora_batch}: {per_step:.2f} s/step, {per_second:,.0f} tokens/s "
+                  f"(mean of {args.lora_steps} steps)")
+    return section
+
+
+SECTIONS = {"iql": iql_section, "sft": lora_section("sft"), "jpo": lora_section("jpo")}
 
 
 def main() -> None:
@@ -83,6 +119,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per section (default 3)")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     parser.add_argument("--steps", type=int, default=20_000, help="IQL steps per run (default 20000)")
+    parser.add_argument("--lora-steps", type=int, default=10, help="SFT/JPO steps per model (default 10)")
+    parser.add_argument("--lora-batch", type=int, default=4, help="SFT/JPO batch size (default 4)")
+    parser.add_argument("--tiny-model", type=Path, help="also time a small local model folder (e.g. a 2-layer Llama)")
     args = parser.parse_args()
     import torch
 
