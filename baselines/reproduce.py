@@ -32,6 +32,7 @@ class Profile:
     build_profile: str | None  # the builder config's profile (None = the full default release)
     iql_steps: int
     sft_steps: int  # −1 = one epoch
+    sft_batch: int
     jpo_steps: int
     jpo_examples: int | None
     lm_limit: int | None  # test tasks per domain for the language-model policies (None = all)
@@ -48,10 +49,11 @@ class Profile:
 
 
 PROFILES = {
-    "quick": Profile("quick", "quick", iql_steps=1500, sft_steps=12, jpo_steps=6, jpo_examples=48, lm_limit=2,
-                     unseen_limit=1, max_new_tokens=32, batch_size=32, bootstrap=2000,
+    # SmolLM2 LoRA steps cost ~30 s at batch 4 on 2 cores (≈400-token conversations): the demo trains a few
+    "quick": Profile("quick", "quick", iql_steps=1500, sft_steps=6, sft_batch=2, jpo_steps=4, jpo_examples=16,
+                     lm_limit=1, unseen_limit=1, max_new_tokens=32, batch_size=32, bootstrap=2000,
                      unseen_policies=("vanilla-slm", "emodistill")),
-    "paper": Profile("paper", None, iql_steps=20000, sft_steps=-1, jpo_steps=-1, jpo_examples=None, lm_limit=None,
+    "paper": Profile("paper", None, iql_steps=20000, sft_steps=-1, sft_batch=4, jpo_steps=-1, jpo_examples=None, lm_limit=None,
                      unseen_limit=None, max_new_tokens=64, batch_size=64, bootstrap=10000,
                      tournament_counterparties=("teacher", "lm:smollm2"),
                      counterparty_policies=("iql-teacher", "emodistill"),
@@ -119,14 +121,14 @@ class Pipeline:
             self.step(f"train iql on {domain}", runs / f"iql-{domain}" / "iql.json",
                       lambda d=domain: train_iql(release, runs / f"iql-{d}", domain=d, config=iql,
                                                  progress=self.progress))
-        sft = SFTSettings(max_steps=p.sft_steps)
+        sft = SFTSettings(max_steps=p.sft_steps, batch_size=p.sft_batch)
         self.step("train sft", runs / "sft" / "training.json",
                   lambda: train_sft(release, runs / "sft", model=self.model, iql=runs / "iql", settings=sft,
                                     progress=self.progress))
         self.step("train emotion-free sft", runs / "emotion-free-sft" / "training.json",
                   lambda: train_sft(release, runs / "emotion-free-sft", model=self.model, iql=runs / "iql",
                                     emotion=False, settings=sft, progress=self.progress))
-        jpo = JPOSettings(max_steps=p.jpo_steps, max_examples=p.jpo_examples)
+        jpo = JPOSettings(max_steps=p.jpo_steps, max_examples=p.jpo_examples, batch_size=p.sft_batch)
         self.step("train jpo", runs / "jpo" / "training.json",
                   lambda: train_jpo(release, runs / "sft", runs / "jpo", settings=jpo, progress=self.progress))
         return Runs.in_folder(runs, model=self.model)
@@ -145,10 +147,12 @@ class Pipeline:
         if any(policy.startswith("emodistill") for policy in p.counterparty_policies):
             self.step("train counterparty sft", runs / "sft" / "training.json",
                       lambda: train_sft(release, runs / "sft", model=self.model, iql=runs / "iql", role="counterparty",
-                                        settings=SFTSettings(max_steps=p.sft_steps), progress=self.progress))
+                                        settings=SFTSettings(max_steps=p.sft_steps, batch_size=p.sft_batch),
+                                        progress=self.progress))
             self.step("train counterparty jpo", runs / "jpo" / "training.json",
                       lambda: train_jpo(release, runs / "sft", runs / "jpo", role="counterparty",
-                                        settings=JPOSettings(max_steps=p.jpo_steps, max_examples=p.jpo_examples),
+                                        settings=JPOSettings(max_steps=p.jpo_steps, max_examples=p.jpo_examples,
+                                                             batch_size=p.sft_batch),
                                         progress=self.progress))
         return runs
 
