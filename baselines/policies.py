@@ -16,7 +16,7 @@ from emoneg_bench.backends.base import SamplingParams
 from emoneg_bench.emotions import GOEMOTIONS
 from emoneg_bench.engine import Agent
 from emoneg_bench.errors import InputError, UnknownNameError
-from emoneg_bench.hashing import sha256_files
+from emoneg_bench.hashing import weights_sha256
 from emoneg_bench.registry import Registry
 
 from .training import ADAPTER
@@ -71,7 +71,7 @@ def _selector(runs: Runs, policy: str) -> tuple[EmotionSchedule, str]:
     folder = _need(runs, "iql", policy, "emoneg train iql")
     from .iql import IQLSelector
 
-    return IQLSelector.load(folder), sha256_files(sorted(folder.glob("*.safetensors")))
+    return IQLSelector.load(folder), weights_sha256(folder)
 
 
 def _lm(policy: str, spec: str, params: SamplingParams, schedule: EmotionSchedule | None,

@@ -11,7 +11,7 @@ from typing import Any
 
 from emoneg_bench import __version__
 from emoneg_bench.errors import InputError
-from emoneg_bench.hashing import sha256_files
+from emoneg_bench.hashing import weights_sha256
 from emoneg_bench.release import release_manifest
 
 ADAPTER, CHECKPOINTS, METADATA = "adapter", "checkpoints", "training.json"
@@ -74,11 +74,6 @@ def load_base(folder: Path):
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16 if on_gpu() else torch.float32)
     return model, tokenizer
-
-
-def weights_sha256(folder: Path) -> str:
-    """One digest over a folder's safetensors files (a model or an adapter)."""
-    return sha256_files(sorted(folder.glob("*.safetensors")))
 
 
 def write_metadata(out: Path, kind: str, release: str | Path, base: Path, settings: Any, log_history: list[dict],

@@ -19,3 +19,14 @@ def sha256_files(paths: Iterable[Path]) -> str:
 
 def sha256_file(path: Path) -> str:
     return sha256_files([path])
+
+
+def weights_sha256(folder: Path) -> str:
+    """The fingerprint of a model or adapter folder: one digest over its ``*.safetensors`` files in name
+    order (for a single-file model, the file's own ``sha256sum``)."""
+    from .errors import InputError
+
+    files = sorted(Path(folder).glob("*.safetensors"))
+    if not files:
+        raise InputError(f"{folder} has no *.safetensors weights to fingerprint")
+    return sha256_files(files)

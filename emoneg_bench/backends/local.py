@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..hashing import sha256_files
+from ..hashing import weights_sha256
 from .base import Backend, Generation, Message, SamplingParams
 
 DTYPES = ("float32", "bfloat16", "float16")
@@ -84,11 +84,11 @@ class LocalHFBackend(Backend):
     def model_sha256(self) -> str:
         """SHA-256 of the model's ``*.safetensors`` files, read in name order as one stream (for a
         single-file model, the file's own ``sha256sum``)."""
-        return _weights_sha256(self.model_path)
+        return weights_sha256(self.model_path)
 
     @cached_property
     def adapter_sha256(self) -> str | None:
-        return _weights_sha256(self.adapter_path) if self.adapter_path is not None else None
+        return weights_sha256(self.adapter_path) if self.adapter_path is not None else None
 
     def generate(self, conversations: Sequence[Sequence[Message]], params: SamplingParams) -> list[Generation]:
         """One generation per conversation, in input order. A batch that fails on the device (out of
@@ -188,9 +188,3 @@ def _eos_token_ids(tokenizer: Any, generation_config: Any) -> list[int]:
         raise InputError("the model defines no end-of-sequence token (tokenizer or generation_config.json)")
     return ids
 
-
-def _weights_sha256(folder: Path) -> str:
-    files = sorted(folder.glob("*.safetensors"))
-    if not files:
-        raise InputError(f"{folder} has no *.safetensors weights to fingerprint")
-    return sha256_files(files)
