@@ -15,7 +15,7 @@ def _train_iql(args: argparse.Namespace) -> int:
 
     config = IQLConfig(steps=args.steps, seed=args.seed, batch_size=args.batch_size)
     result = train_iql(args.release, args.out, domain=args.domain, config=config, progress=not args.quiet,
-                       role=args.role)
+                       role=args.role, device=args.device, threads=args.threads)
     print(f"wrote IQL selector {result}")
     return 0
 
@@ -102,7 +102,8 @@ def register(commands, command) -> None:
 
     iql = command(trainers, "iql", "discrete-action IQL emotion selector on the release's transitions",
                   "  emoneg train iql --release releases/emoneg-trajectories-v1.0.0 --out runs/iql\n"
-                  "  emoneg train iql --release R --domain debt --steps 5000 --out runs/iql-debt\n", _train_iql)
+                  "  emoneg train iql --release R --domain debt --steps 5000 --out runs/iql-debt\n"
+                  "  emoneg train iql --release R --device cpu --threads 1 --out runs/iql\n", _train_iql)
     sft = command(trainers, "sft", "LoRA-SFT of the SLM on the top-K%% focal turns by IQL advantage",
                   "  emoneg train sft --release R --iql runs/iql --out runs/sft\n"
                   "  emoneg train sft --release R --iql runs/iql --no-emotion --out runs/emotion-free-sft\n"
@@ -123,6 +124,9 @@ def register(commands, command) -> None:
         parser.add_argument("--quiet", action="store_true", help="no progress bar")
     iql.add_argument("--steps", type=int, default=20000, help="gradient steps (default 20000)")
     iql.add_argument("--batch-size", type=int, default=256)
+    iql.add_argument("--device", default="auto", help="auto (CUDA when there is one), cpu, cuda or cuda:N")
+    iql.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice; 1 is faster when "
+                                                 "another process shares the cores)")
     for parser, lr, batch in ((sft, 2e-4, 4), (jpo, 1e-5, 4)):
         parser.add_argument("--lr", type=float, default=lr, help="learning rate (default %(default)s)")
         parser.add_argument("--batch-size", type=int, default=batch)

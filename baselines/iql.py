@@ -164,12 +164,15 @@ def init_mlp(sizes: tuple[int, ...], generator) -> list:
     return layers
 
 
-def init_networks(config: IQLConfig) -> dict[str, list]:
+def init_networks(config: IQLConfig, device=None) -> dict[str, list]:
+    """Every network, drawn on the CPU from ``config.seed`` (the same weights on every device), then moved."""
     import torch
 
     generator = torch.Generator().manual_seed(config.seed)
     hidden, actions = config.hidden, len(GOEMOTIONS)
-    nets = {name: init_mlp((STATE_DIM, *hidden, 1 if name == "value" else actions), generator) for name in TRAINED}
+    nets = {name: [(w.to(device), b.to(device)) for w, b in
+                   init_mlp((STATE_DIM, *hidden, 1 if name == "value" else actions), generator)]
+            for name in TRAINED}
     for name in TARGETS:
         nets[name] = [(w.clone(), b.clone()) for w, b in nets[name.removesuffix("_target")]]
     for name in TRAINED:
@@ -235,20 +238,33 @@ def batch_indices(config: IQLConfig, rows: int, block: int):
 # ------------------------------------------------------------------------------------------ training
 
 def train_iql(release: str | Path, out_dir: str | Path, domain: str = "all", config: IQLConfig = IQLConfig(),
-              progress: bool = True, resume: bool = True, role: str = "focal") -> Path:
+              progress: bool = True, resume: bool = True, role: str = "focal", device: str = "auto",
+              threads: int | None = None) -> Path:
     """Train on ``release``'s train transitions into ``out_dir`` (see :func:`fit_iql`). Returns ``out_dir``."""
-    return fit_iql(load_transitions(release, "train", domain, role), out_dir, config, progress, resume)
+    return fit_iql(load_transitions(release, "train", domain, role), out_dir, config, progress, resume, device,
+                   threads)
 
 
 def fit_iql(data: Transitions, out_dir: str | Path, config: IQLConfig = IQLConfig(), progress: bool = True,
-            resume: bool = True) -> Path:
+            resume: bool = True, device: str = "auto", threads: int | None = None) -> Path:
     """Run ``config.steps`` IQL steps; write ``curves.csv``, ``checkpoints/step-N`` every
     ``checkpoint_every`` steps, and the final ``iql.safetensors`` + ``iql.json``. With ``resume`` an
     interrupted run in ``out_dir`` continues from its last checkpoint (to the same weights) and a finished
-    one is returned as is; without it, ``out_dir``'s previous run is replaced."""
+    one is returned as is; without it, ``out_dir``'s previous run is replaced.
+
+    ``device`` is ``auto`` (CUDA when there is one), ``cpu``, ``cuda`` or ``cuda:N``; the networks are
+    initialised on the CPU either way, so a seed gives the same starting weights everywhere (the trained
+    weights of a CPU and a GPU run agree only to rounding). ``threads`` sets torch's CPU threads."""
     import torch
     from tqdm import tqdm
 
+    from emoneg_bench.backends.local import resolve_device
+
+    if threads is not None:
+        if threads < 1:
+            raise InputError(f"threads must be at least 1, got {threads}", field="threads")
+        torch.set_num_threads(threads)
+    on = resolve_device(device)
     out = Path(out_dir)
     run = {"format": FORMAT, "config": config.to_dict(), "data": data.release, "transitions": len(data.actions)}
     if resume and (out / METADATA).is_file():
@@ -260,7 +276,7 @@ def fit_iql(data: Transitions, out_dir: str | Path, config: IQLConfig = IQLConfi
             (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
 
-    nets = init_networks(config)
+    nets = init_networks(config, on)
     trained = {name: [t for layer in nets[name] for t in layer] for name in TRAINED}
     optimizer = torch.optim.Adam([
         {"params": trained["q1"] + trained["q2"], "lr": config.critic_lr},
@@ -268,10 +284,10 @@ def fit_iql(data: Transitions, out_dir: str | Path, config: IQLConfig = IQLConfi
         {"params": trained["policy"], "lr": config.policy_lr},
     ], fused=True)
     start = _restore(out, run, nets, optimizer) if resume else 0
-    window, since_log = torch.zeros(4), 0  # loss sums since the last log line, read only when logging
+    window, since_log = torch.zeros(4, device=on), 0  # loss sums since the last log line, read only when logging
     with _Curves(out / CURVES, start) as curves, \
             tqdm(total=config.steps, initial=start, desc="IQL", unit="step", disable=not progress) as bar:
-        for step, batch in batches(data, config, start):
+        for step, batch in batches(data, config, start, on):
             window += update(nets, optimizer, batch, config, step)
             since_log, done = since_log + 1, step + 1
             if done % config.log_every == 0 or done == config.steps:
@@ -284,23 +300,23 @@ def fit_iql(data: Transitions, out_dir: str | Path, config: IQLConfig = IQLConfi
             if done % config.checkpoint_every == 0 and done < config.steps:
                 curves.flush()
                 save_checkpoint(out, run, done, nets, optimizer)
-    _export(out, run, nets, config.steps, means)
+    _export(out, run, nets, config.steps, means, on)
     shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
     return out
 
 
-def batches(data: Transitions, config: IQLConfig, start: int):
+def batches(data: Transitions, config: IQLConfig, start: int, device=None):
     """(step, (states, actions, rewards, next states, 1 − terminated)) for the steps from ``start`` on."""
     import torch
 
     D = STATE_DIM
     table = torch.from_numpy(np.concatenate([
         data.states, data.next_states, data.rewards[:, None], (~data.terminated)[:, None].astype(np.float32),
-    ], axis=1))  # one contiguous row per transition: a batch is one gather
-    actions = torch.from_numpy(data.actions)
+    ], axis=1)).to(device)  # one contiguous row per transition: a batch is one gather
+    actions = torch.from_numpy(data.actions).to(device)
     for step in range(start, config.steps):
         if step % INDEX_BLOCK == 0 or step == start:
-            indices = batch_indices(config, len(actions), step // INDEX_BLOCK)
+            indices = batch_indices(config, len(actions), step // INDEX_BLOCK).to(device)
         rows = indices[step % INDEX_BLOCK]
         batch = table.index_select(0, rows)
         yield step, (batch[:, :D], actions.index_select(0, rows), batch[:, 2 * D], batch[:, D:2 * D],
@@ -367,11 +383,11 @@ def save_checkpoint(out: Path, run: dict, step: int, nets: dict, optimizer) -> P
     from safetensors.torch import save_file
 
     named = parameters(nets)
-    tensors = {name: tensor.detach() for name, tensor in named.items()}
+    tensors = {name: tensor.detach().cpu() for name, tensor in named.items()}
     by_id = {id(tensor): name for name, tensor in named.items()}
     for parameter, state in optimizer.state.items():
         for key, value in state.items():
-            tensors[f"adam.{by_id[id(parameter)]}.{key}"] = value.reshape(-1)
+            tensors[f"adam.{by_id[id(parameter)]}.{key}"] = value.reshape(-1).cpu()
     folder = out / CHECKPOINTS / f"step-{step:08d}"
     tmp = folder.with_name(f".{folder.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -400,24 +416,25 @@ def _restore(out: Path, run: dict, nets: dict, optimizer) -> int:
             tensor.copy_(tensors[name])
     for name, tensor in parameters(nets, TRAINED).items():
         optimizer.state[tensor] = {
-            "step": tensors[f"adam.{name}.step"].reshape(()).clone(),
-            "exp_avg": tensors[f"adam.{name}.exp_avg"].reshape(tensor.shape).clone(),
-            "exp_avg_sq": tensors[f"adam.{name}.exp_avg_sq"].reshape(tensor.shape).clone(),
+            "step": tensors[f"adam.{name}.step"].reshape(()).to(tensor.device),
+            "exp_avg": tensors[f"adam.{name}.exp_avg"].reshape(tensor.shape).to(tensor.device),
+            "exp_avg_sq": tensors[f"adam.{name}.exp_avg_sq"].reshape(tensor.shape).to(tensor.device),
         }
     return json.loads((folders[-1] / "state.json").read_text())["step"]
 
 
-def _export(out: Path, run: dict, nets: dict, steps: int, losses: list[float]) -> None:
+def _export(out: Path, run: dict, nets: dict, steps: int, losses: list[float], device=None) -> None:
     """The trained selector: ``iql.safetensors`` (``{q1,q2,value,policy}.{weight,bias}.{layer}``, weights
     (in, out); q1 and q2 are the target critic) and ``iql.json``."""
     from safetensors.torch import save_file
 
-    tensors = {exported + key.removeprefix(name): tensor.detach().contiguous()
+    tensors = {exported + key.removeprefix(name): tensor.detach().cpu().contiguous()
                for exported, name in EXPORTED.items() for key, tensor in parameters(nets, (name,)).items()}
     save_file(tensors, out / f".{MODEL}.tmp")
     os.replace(out / f".{MODEL}.tmp", out / MODEL)
     metadata = {**run, "steps": steps, "state_features": list(STATE_FEATURES), "actions": list(GOEMOTIONS),
-                "final_losses": dict(zip(_Curves.COLUMNS[1:], losses)), "model_sha256": sha256_file(out / MODEL)}
+                "final_losses": dict(zip(_Curves.COLUMNS[1:], losses)), "model_sha256": sha256_file(out / MODEL),
+                "device": str(device or "cpu")}
     (out / f".{METADATA}.tmp").write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
     os.replace(out / f".{METADATA}.tmp", out / METADATA)
 

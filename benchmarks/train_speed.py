@@ -60,12 +60,14 @@ def iql_section(args: argparse.Namespace) -> None:
 
     def train() -> None:
         with tempfile.TemporaryDirectory() as out:
-            fit_iql(data, out, config, progress=False, resume=False)
+            fit_iql(data, out, config, progress=False, resume=False, device=args.device)
 
     best, median = timed(train, args.repeat)
     per_20k = 20_000 / args.steps
     verdict = "meets" if best * per_20k < TARGET_IQL_SECONDS else "misses"
-    print(f"iql: {len(data.actions):,} transitions loaded in {loading:.1f} s; {args.steps:,} steps × {args.repeat}: "
+    from emoneg_bench.backends.local import resolve_device
+
+    print(f"iql on {resolve_device(args.device)}: {len(data.actions):,} transitions loaded in {loading:.1f} s; {args.steps:,} steps × {args.repeat}: "
           f"best {best:.1f} s, median {median:.1f} s ({args.steps / best:,.0f} steps/s best, "
           f"{args.steps / median:,.0f} median; {best / args.steps * 1e3:.2f} ms/step)")
     print(f"iql: {best * per_20k:.1f} s per 20,000 steps (best; median {median * per_20k:.1f} s): {verdict} the "
@@ -118,6 +120,7 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=REPO / "runs" / "bench", help="where the default release is")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per section (default 3)")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
+    parser.add_argument("--device", default="auto", help="IQL's device: auto (CUDA when there is one), cpu, cuda")
     parser.add_argument("--steps", type=int, default=20_000, help="IQL steps per run (default 20000)")
     parser.add_argument("--lora-steps", type=int, default=10, help="SFT/JPO steps per model (default 10)")
     parser.add_argument("--lora-batch", type=int, default=4, help="SFT/JPO batch size (default 4)")

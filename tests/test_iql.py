@@ -297,3 +297,24 @@ def test_the_selector_as_a_schedule_picks_what_it_picks_from_the_datasets_state(
     decisions = [d for episode in episodes for d in episode_decisions(episode)]
     assert len(decisions) > 20
     assert [d.action for d in decisions] == selector.choose_emotions(np.stack([d.state for d in decisions]))
+
+
+def test_the_device_and_thread_count_are_checked_and_the_device_recorded(trained, tmp_path):
+    import torch
+
+    assert json.loads((trained / "iql.json").read_text())["device"] == ("cuda" if torch.cuda.is_available() else "cpu")
+    data, _ = two_step_task([1], repeats=1)
+    config = IQLConfig(steps=10, hidden=(8,), log_every=5, checkpoint_every=5)
+    with pytest.raises(InputError, match="threads must be at least 1"):
+        fit_iql(data, tmp_path / "a", config, progress=False, threads=0)
+    with pytest.raises(InputError, match="unknown device 'tpu'"):
+        fit_iql(data, tmp_path / "b", config, progress=False, device="tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="CUDA is not available"):
+            fit_iql(data, tmp_path / "c", config, progress=False, device="cuda")
+    threads = torch.get_num_threads()
+    try:
+        run = fit_iql(data, tmp_path / "d", config, progress=False, device="cpu", threads=1)
+        assert torch.get_num_threads() == 1 and json.loads((run / "iql.json").read_text())["device"] == "cpu"
+    finally:
+        torch.set_num_threads(threads)

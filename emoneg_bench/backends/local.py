@@ -49,7 +49,7 @@ class LocalHFBackend(Backend):
             raise InputError(f"batch_size must be at least 1, got {batch_size}")
         if dtype not in DTYPES:
             raise InputError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
-        self.device = _device(device)
+        self.device = resolve_device(device)
         if dtype == "float16" and self.device.type == "cpu":
             raise InputError("dtype float16 is not supported on CPU (slow and numerically unreliable); "
                              "use float32 (the default) or bfloat16")
@@ -145,7 +145,8 @@ class LocalHFBackend(Backend):
         return Generation(text, completion_tokens=end)
 
 
-def _device(device: str) -> Any:
+def resolve_device(device: str) -> Any:
+    """``auto`` (CUDA when there is one), ``cpu``, ``cuda`` or ``cuda:N`` → a torch device."""
     import torch
 
     if device == "auto":
