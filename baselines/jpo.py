@@ -68,12 +68,21 @@ def jpo_loss(logps, ref_logps, mask, advantages, epsilon: float, beta: float):
     return loss, stats
 
 
-def token_logps(model, input_ids, attention_mask):
-    """log π(token_t | tokens_<t) for t ≥ 1, shape ``[B, T − 1]``."""
+def token_logps(model, input_ids, attention_mask, keep: int):
+    """log π(token_t | tokens_<t) of the last ``keep`` tokens of each row, shape ``[B, keep]``. Rows are
+    left-padded (see ``collate``), so every response lies in that window and the vocabulary-wide logits
+    are only formed there: ``[B, keep, V]``, not ``[B, T, V]`` (gigabytes for long transcripts)."""
     import torch
 
-    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1].float()
-    return torch.gather(torch.log_softmax(logits, -1), 2, input_ids[:, 1:, None]).squeeze(-1)
+    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)  # as if unpadded
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                   logits_to_keep=keep + 1).logits[:, :-1].float()
+    return torch.gather(torch.log_softmax(logits, -1), 2, input_ids[:, -keep:, None]).squeeze(-1)
+
+
+def response_window(completion_mask) -> int:
+    """How many trailing positions of a left-padded batch hold every row's response."""
+    return completion_mask.shape[1] - int(completion_mask.any(0).float().argmax())
 
 
 def _trainer_class():
@@ -90,8 +99,9 @@ def _trainer_class():
             self._stats: dict[str, list[float]] = {}
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            logps = token_logps(model, inputs["input_ids"], inputs["attention_mask"])
-            loss, stats = jpo_loss(logps, inputs["ref_logps"][:, 1:], inputs["completion_mask"][:, 1:],
+            keep = inputs["ref_logps"].shape[1]
+            logps = token_logps(model, inputs["input_ids"], inputs["attention_mask"], keep)
+            loss, stats = jpo_loss(logps, inputs["ref_logps"], inputs["completion_mask"][:, -keep:],
                                    inputs["advantage"], self.epsilon, self.beta)
             for key, value in stats.items():
                 self._stats.setdefault(key, []).append(float(value))
@@ -104,17 +114,20 @@ def _trainer_class():
             super().log(logs, *args, **kwargs)
 
     def collate(pad_id: int):
+        """Left-padded batches: responses end each row, so they share the batch's last columns."""
         def collate_batch(features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
             width = max(len(f["input_ids"]) for f in features)
 
-            def pad(key, value, dtype):
-                return torch.tensor([f[key] + [value] * (width - len(f[key])) for f in features], dtype=dtype)
+            def pad(key, value, dtype, to=width):
+                return torch.tensor([[value] * (to - len(f[key])) + f[key] for f in features], dtype=dtype)
 
-            return {"input_ids": pad("input_ids", pad_id, torch.long),
-                    "attention_mask": pad("attention_mask", 0, torch.long),
-                    "completion_mask": pad("completion_mask", 0, torch.long),
-                    "ref_logps": pad("ref_logps", 0.0, torch.float32),
-                    "advantage": torch.tensor([f["advantage"] for f in features], dtype=torch.float32)}
+            batch = {"input_ids": pad("input_ids", pad_id, torch.long),
+                     "attention_mask": pad("attention_mask", 0, torch.long),
+                     "completion_mask": pad("completion_mask", 0, torch.long),
+                     "advantage": torch.tensor([f["advantage"] for f in features], dtype=torch.float32)}
+            if "ref_logps" in features[0]:  # each row's values for its own trailing tokens
+                batch["ref_logps"] = pad("ref_logps", 0.0, torch.float32, response_window(batch["completion_mask"]))
+            return batch
         return collate_batch
 
     return JPOTrainer, collate
@@ -144,7 +157,8 @@ def disable_dropout(model) -> None:
 
 
 def reference_logps(model, rows: list[dict], collate_batch, batch_size: int) -> None:
-    """Fill ``ref_logps`` (token log-probs of the frozen SFT policy, 0 at position 0) into ``rows``."""
+    """Fill ``ref_logps`` into ``rows``: the frozen SFT policy's log-probs of each row's tokens from its
+    first response token to its end."""
     import torch
 
     model.eval()
@@ -152,10 +166,12 @@ def reference_logps(model, rows: list[dict], collate_batch, batch_size: int) -> 
     with torch.no_grad():
         for start in range(0, len(rows), batch_size):
             chunk = rows[start: start + batch_size]
-            batch = collate_batch([{**r, "ref_logps": [0.0] * len(r["input_ids"])} for r in chunk])
-            logps = token_logps(model, batch["input_ids"].to(device), batch["attention_mask"].to(device)).float().cpu()
-            for row, values in zip(chunk, logps):
-                row["ref_logps"] = [0.0] + values[: len(row["input_ids"]) - 1].tolist()
+            batch = collate_batch(chunk)
+            keep = response_window(batch["completion_mask"])
+            logps = token_logps(model, batch["input_ids"].to(device), batch["attention_mask"].to(device), keep)
+            for row, values in zip(chunk, logps.float().cpu()):
+                tail = len(row["input_ids"]) - row["completion_mask"].index(1)
+                row["ref_logps"] = values[keep - tail:].tolist()
 
 
 def train_jpo(release: str | Path, sft: str | Path, out: str | Path, *, domain: str = "all", role: str = "focal",

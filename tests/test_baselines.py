@@ -13,6 +13,7 @@ from baselines.evaluate import EvalRequest, evaluate, pick_tasks
 from baselines.jpo import JPOSettings, jpo_loss, train_jpo
 from baselines.policies import Runs, make_policy, policy_names
 from baselines.sft import SFTSettings, train_sft
+from baselines.training import on_gpu
 from emoneg_bench.cli import main
 from emoneg_bench.emotions import emotion_instruction
 from emoneg_bench.errors import EmoNegError, InputError, UnknownNameError
@@ -119,7 +120,8 @@ def test_an_interrupted_sft_run_resumes_to_the_same_adapter(tmp_path, small_rele
     assert (out / "checkpoints" / "checkpoint-3").is_dir() and not (out / "adapter").exists()
     resumed = train_sft(small_release, out, model=str(tiny_model), settings=FAST_SFT, progress=False)
     assert resumed["steps"] == 6
-    assert resumed["adapter_sha256"] == sft_run[1]["adapter_sha256"]
+    if not on_gpu():  # CUDA's bf16 kernels are not bit-reproducible (an H200 gave another adapter): same step only
+        assert resumed["adapter_sha256"] == sft_run[1]["adapter_sha256"]
 
 
 def test_sft_refuses_a_model_without_generation_markers(tmp_path, small_release, tiny_model):
@@ -167,7 +169,8 @@ def test_jpo_refines_the_sft_adapter(tmp_path, small_release, sft_run):
     assert run["adapter_sha256"] != sft["adapter_sha256"]
     first = next(e for e in run["log_history"] if "kl" in e)
     later = [e for e in run["log_history"] if "kl" in e][-1]
-    assert first["ratio"] == pytest.approx(1.0, abs=1e-4)  # starts at the frozen reference (dropout off)
+    # starts at the frozen reference (dropout off); in bf16 on a GPU to rounding (an H200 gave 1.0023)
+    assert first["ratio"] == pytest.approx(1.0, abs=1e-2 if on_gpu() else 1e-4)
     assert later["kl"] > first["kl"]  # and moves away from it
     assert (tmp_path / "jpo" / "adapter" / "adapter_config.json").is_file()
 
