@@ -14,6 +14,7 @@ The load average is printed before and after: on a shared machine, compare best-
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import resource
 import statistics
@@ -74,6 +75,7 @@ def iql_section(args: argparse.Namespace) -> None:
           f"{TARGET_IQL_SECONDS:.0f} s target")
 
 
+@functools.cache  # the sft and jpo sections share one run per model
 def lora_figures(release: Path, model: str, steps: int, batch_size: int) -> dict[str, tuple[float, float]]:
     """(seconds/step, tokens/s) of LoRA-SFT and JPO for one base model, from the trainers' own runtime."""
     from baselines.jpo import JPOSettings, train_jpo
