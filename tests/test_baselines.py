@@ -161,6 +161,32 @@ def test_jpo_loss_is_the_clipped_surrogate_plus_k3():
     assert loss.item() == pytest.approx(-1.0)
 
 
+def test_response_log_probs_of_a_left_padded_batch_equal_each_row_alone(tiny_model):
+    """JPO forms logits only over the batch's response window; each row's values must be what the row
+    gives alone with full logits (padding and the window change nothing)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from baselines.jpo import _trainer_class, response_window, token_logps
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32).eval()
+    rows = [{"input_ids": [5, 9, 11, 13, 17, 19, 23], "completion_mask": [0, 0, 0, 0, 1, 1, 0]},
+            {"input_ids": [7, 29, 31, 37], "completion_mask": [0, 1, 1, 0]}]
+    for row in rows:
+        row |= {"attention_mask": [1] * len(row["input_ids"]), "advantage": 0.0}
+    _, collate = _trainer_class()
+    batch = collate(0)(rows)
+    keep = response_window(batch["completion_mask"])
+    assert keep == 3 and batch["input_ids"][1].tolist() == [0, 0, 0, 7, 29, 31, 37]
+    with torch.no_grad():
+        windowed = token_logps(model, batch["input_ids"], batch["attention_mask"], keep)
+        for i, row in enumerate(rows):
+            ids = torch.tensor([row["input_ids"]])
+            full = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), -1)
+            alone = full.gather(1, ids[0, 1:, None]).squeeze(-1)[-keep:]
+            assert torch.allclose(windowed[i], alone, atol=1e-5)
+
+
 def test_jpo_refines_the_sft_adapter(tmp_path, small_release, sft_run):
     sft_out, sft = sft_run
     settings = JPOSettings(max_steps=4, learning_rate=5e-3, logging_steps=1, max_examples=16, batch_size=4)
