@@ -4,8 +4,10 @@
 #   and each policy evaluated on LIMIT evenly spaced tasks per domain of `test` and
 #   `test_unseen_counterparty` as soon as what it needs exists (evaluations run in parallel: one GPU has
 #   room for many 135M-parameter models, and a single evaluation leaves it mostly idle).
-# Evaluations are float32 and greedy (reproducible); training is bf16 on the GPU.
-# Then score the results:  emoneg score OUT/results/*.parquet --table main --by policy,domain
+# Evaluations are float32 and greedy (reproducible); training is bf16 on the GPU. On an H200 (LIMIT 25,
+# SFT 200 steps): SFT 231 s with the first evaluations beside it, evaluations 90-191 s each (see
+# benchmarks/README.md). Then score per split:  emoneg score OUT/results/*__test.parquet --table main
+# (policy x domain, bootstrap CIs), and over both splits --table metrics and --table ablation.
 #
 # usage: benchmarks/gpu_policy_table.sh RELEASE IQL_RUN OUT [LIMIT] [SFT_STEPS] [JPO_STEPS]
 #   RELEASE    the default release folder (emoneg build builders/configs/emoneg-v1.yaml --out releases/)
@@ -15,7 +17,7 @@
 # environment: EMONEG (the command, default `emoneg`), MODEL (smollm2 or a model folder), BATCH (16),
 #   THREADS (CPU threads per job, 2)
 set -u
-if [ $# -lt 3 ]; then sed -n 2,18p "$0"; exit 2; fi
+if [ $# -lt 3 ]; then sed -n 2,19p "$0"; exit 2; fi
 release=$1 iql=$2 out=$3 limit=${4:-25} sft_steps=${5:-300} jpo_steps=${6:-100}
 batch=${BATCH:-16} emoneg=${EMONEG:-emoneg} model=${MODEL:-smollm2}
 export OMP_NUM_THREADS=${THREADS:-2} HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
