@@ -17,7 +17,7 @@
 # environment: EMONEG (the command, default `emoneg`), MODEL (smollm2 or a model folder), BATCH (16),
 #   THREADS (CPU threads per job, 2)
 set -u
-if [ $# -lt 3 ]; then sed -n 2,19p "$0"; exit 2; fi
+if [ $# -lt 3 ]; then sed -n 2,18p "$0"; exit 2; fi
 release=$1 iql=$2 out=$3 limit=${4:-25} sft_steps=${5:-300} jpo_steps=${6:-100}
 batch=${BATCH:-16} emoneg=${EMONEG:-emoneg} model=${MODEL:-smollm2}
 export OMP_NUM_THREADS=${THREADS:-2} HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
