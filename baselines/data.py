@@ -104,7 +104,7 @@ def sft_selection(release: str | Path, *, domain: str = "all", top_k: float = 0.
     else:
         advantages, source = np.asarray(columns(rows, "advantage")["advantage"], dtype=np.float64), "release:monte-carlo"
     keep = top_fraction(rows, advantages, top_k)
-    picked = rows.select(keep)
+    picked = columns(rows.select(keep), "messages", "emotion_name")
     examples = []
     for messages, name, advantage in zip(picked["messages"], picked["emotion_name"], advantages[keep]):
         examples.append({"messages": messages if emotion else without_emotion(messages, name),
@@ -121,7 +121,6 @@ def jpo_selection(release: str | Path, *, domain: str = "all", max_examples: int
     scored = [i for i, q in enumerate(values["quality"]) if q is not None]
     if not scored:
         raise InputError(f"release {release} has no judge scores (sft.quality) to derive JPO advantages from")
-    rows = rows.select(scored)
     groups: dict[str, list[int]] = defaultdict(list)
     for i, row in enumerate(scored):
         groups[values["scenario_id"][row]].append(i)
@@ -134,6 +133,6 @@ def jpo_selection(release: str | Path, *, domain: str = "all", max_examples: int
     order = np.arange(len(quality))
     if max_examples is not None and max_examples < len(order):
         order = np.sort(np.random.default_rng(seed).choice(len(order), size=max_examples, replace=False))
-    picked = rows.select(order.tolist())
-    examples = [{"messages": m, "advantage": float(a)} for m, a in zip(picked["messages"], advantage[order])]
+    messages = columns(rows.select([scored[i] for i in order]), "messages")["messages"]
+    examples = [{"messages": m, "advantage": float(a)} for m, a in zip(messages, advantage[order])]
     return Selection(examples, len(quality), "judge:scenario-standardised")

@@ -109,51 +109,66 @@ class Pipeline:
         return build(config, folder, progress=self.progress, source=config_file.name)
 
     def train(self, release: Path) -> Runs:
-        from .iql import IQLConfig, train_iql
-        from .jpo import JPOSettings, train_jpo
-        from .sft import SFTSettings, train_sft
+        from .iql import train_iql
+        from .jpo import train_jpo
+        from .sft import train_sft
 
-        p, runs = self.profile, self.runs_dir
-        iql = IQLConfig(steps=p.iql_steps)
+        runs = self.runs_dir
+        iql = self.iql_config()
         self.step("train iql", runs / "iql" / "iql.json",
                   lambda: train_iql(release, runs / "iql", config=iql, progress=self.progress))
         for domain in self.domains(release):
             self.step(f"train iql on {domain}", runs / f"iql-{domain}" / "iql.json",
                       lambda d=domain: train_iql(release, runs / f"iql-{d}", domain=d, config=iql,
                                                  progress=self.progress))
-        sft = SFTSettings(max_steps=p.sft_steps, batch_size=p.sft_batch)
+        sft = self.sft_settings()
         self.step("train sft", runs / "sft" / "training.json",
                   lambda: train_sft(release, runs / "sft", model=self.model, iql=runs / "iql", settings=sft,
                                     progress=self.progress))
         self.step("train emotion-free sft", runs / "emotion-free-sft" / "training.json",
                   lambda: train_sft(release, runs / "emotion-free-sft", model=self.model, iql=runs / "iql",
                                     emotion=False, settings=sft, progress=self.progress))
-        jpo = JPOSettings(max_steps=p.jpo_steps, max_examples=p.jpo_examples, batch_size=p.sft_batch)
+        jpo = self.jpo_settings()
         self.step("train jpo", runs / "jpo" / "training.json",
                   lambda: train_jpo(release, runs / "sft", runs / "jpo", settings=jpo, progress=self.progress))
         return Runs.in_folder(runs, model=self.model)
 
+    # the training settings of this profile, shared by the focal and the counterparty-role runs
+
+    def iql_config(self):
+        from .iql import IQLConfig
+
+        return IQLConfig(steps=self.profile.iql_steps)
+
+    def sft_settings(self):
+        from .sft import SFTSettings
+
+        return SFTSettings(max_steps=self.profile.sft_steps, batch_size=self.profile.sft_batch)
+
+    def jpo_settings(self):
+        from .jpo import JPOSettings
+
+        p = self.profile
+        return JPOSettings(max_steps=p.jpo_steps, max_examples=p.jpo_examples, batch_size=p.sft_batch)
+
     def train_counterparty(self) -> Path:
         """The role-swapped corpus and the counterparty-role runs the tournament's trained counterparties use."""
-        from .iql import IQLConfig, train_iql
-        from .jpo import JPOSettings, train_jpo
-        from .sft import SFTSettings, train_sft
+        from .iql import train_iql
+        from .jpo import train_jpo
+        from .sft import train_sft
 
         p, runs = self.profile, self.counterparty_runs_dir
         release = self.release(COUNTERPARTY_CONFIG, "release-counterparty")
         self.step("train counterparty iql", runs / "iql" / "iql.json",
-                  lambda: train_iql(release, runs / "iql", config=IQLConfig(steps=p.iql_steps), role="counterparty",
+                  lambda: train_iql(release, runs / "iql", config=self.iql_config(), role="counterparty",
                                     progress=self.progress))
         if any(policy.startswith("emodistill") for policy in p.counterparty_policies):
             self.step("train counterparty sft", runs / "sft" / "training.json",
                       lambda: train_sft(release, runs / "sft", model=self.model, iql=runs / "iql", role="counterparty",
-                                        settings=SFTSettings(max_steps=p.sft_steps, batch_size=p.sft_batch),
-                                        progress=self.progress))
+                                        settings=self.sft_settings(), progress=self.progress))
             self.step("train counterparty jpo", runs / "jpo" / "training.json",
                       lambda: train_jpo(release, runs / "sft", runs / "jpo", role="counterparty",
-                                        settings=JPOSettings(max_steps=p.jpo_steps, max_examples=p.jpo_examples,
-                                                             batch_size=p.sft_batch),
-                                        progress=self.progress))
+                                        settings=self.jpo_settings(), progress=self.progress))
         return runs
 
     def evaluate(self, release: Path, runs: Runs) -> list[Path]:
