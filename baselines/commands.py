@@ -24,7 +24,8 @@ def _train_sft(args: argparse.Namespace) -> int:
     from .sft import SFTSettings, train_sft
 
     settings = SFTSettings(top_k=args.top_k, learning_rate=args.lr, batch_size=args.batch_size, epochs=args.epochs,
-                           max_steps=args.max_steps, seed=args.seed, save_steps=args.save_steps)
+                           max_steps=args.max_steps, seed=args.seed, save_steps=args.save_steps,
+                           group_by_length=not args.no_length_grouping)
     run = train_sft(args.release, args.out, model=args.model, iql=args.iql, domain=args.domain,
                     emotion=not args.no_emotion, role=args.role, settings=settings, progress=not args.quiet)
     _report(run, args.out)
@@ -36,7 +37,7 @@ def _train_jpo(args: argparse.Namespace) -> int:
 
     settings = JPOSettings(epsilon=args.epsilon, beta=args.beta, learning_rate=args.lr, batch_size=args.batch_size,
                            epochs=args.epochs, max_steps=args.max_steps, max_examples=args.max_examples,
-                           seed=args.seed, save_steps=args.save_steps)
+                           seed=args.seed, save_steps=args.save_steps, group_by_length=not args.no_length_grouping)
     run = train_jpo(args.release, args.sft, args.out, domain=args.domain, role=args.role, settings=settings,
                     progress=not args.quiet)
     _report(run, args.out)
@@ -133,6 +134,9 @@ def register(commands, command) -> None:
         parser.add_argument("--epochs", type=float, default=1.0)
         parser.add_argument("--max-steps", type=int, default=-1, help="stop after this many steps (overrides epochs)")
         parser.add_argument("--save-steps", type=int, default=50, help="checkpoint every this many steps")
+        parser.add_argument("--no-length-grouping", action="store_true",
+                            help="plain shuffled batches (default: each batch holds examples of similar length, "
+                                 "so less of it is padding)")
     sft.add_argument("--model", default="smollm2", help="base model: smollm2 or a local model folder")
     sft.add_argument("--iql", help="trained IQL run ranking turns by Q − V (default: the release's Monte-Carlo "
                                    "advantage)")

@@ -28,6 +28,7 @@ from .training import (
     CHECKPOINTS,
     last_checkpoint,
     load_base,
+    sampling_args,
     losses,
     precision_args,
     read_metadata,
@@ -49,6 +50,7 @@ class JPOSettings:
     save_steps: int = 50
     logging_steps: int = 5
     seed: int = 0
+    group_by_length: bool = True  # batches of similar length (see training.sampling_args)
 
 
 def jpo_loss(logps, ref_logps, mask, advantages, epsilon: float, beta: float):
@@ -163,9 +165,10 @@ def reference_logps(model, rows: list[dict], collate_batch, batch_size: int) -> 
 
     model.eval()
     device = next(model.parameters()).device
+    by_length = sorted(rows, key=lambda row: len(row["input_ids"]))  # less padding; each row's values are its own
     with torch.no_grad():
-        for start in range(0, len(rows), batch_size):
-            chunk = rows[start: start + batch_size]
+        for start in range(0, len(by_length), batch_size):
+            chunk = by_length[start: start + batch_size]
             batch = collate_batch(chunk)
             keep = response_window(batch["completion_mask"])
             logps = token_logps(model, batch["input_ids"].to(device), batch["attention_mask"].to(device), keep)
@@ -204,7 +207,8 @@ def train_jpo(release: str | Path, sft: str | Path, out: str | Path, *, domain: 
         num_train_epochs=settings.epochs, max_steps=settings.max_steps, lr_scheduler_type="constant",
         logging_steps=settings.logging_steps, save_steps=settings.save_steps, save_total_limit=2,
         seed=settings.seed, data_seed=settings.seed, report_to=[], disable_tqdm=not progress,
-        remove_unused_columns=False, dataloader_num_workers=0, **precision_args())
+        remove_unused_columns=False, dataloader_num_workers=0, **sampling_args(settings.group_by_length),
+        **precision_args())
     trainer = JPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), data_collator=collate_batch,
                          epsilon=settings.epsilon, beta=settings.beta)
     trainer.train(resume_from_checkpoint=last_checkpoint(out))

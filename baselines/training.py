@@ -57,6 +57,14 @@ def precision_args() -> dict[str, Any]:
     return {"bf16": gpu, "fp16": False, "use_cpu": not gpu, "gradient_checkpointing": False}
 
 
+def sampling_args(group_by_length: bool) -> dict[str, Any]:
+    """How the trainers draw batches. Grouped by length (the default), each batch holds examples of similar
+    length from a seeded shuffle (transformers' ``LengthGroupedSampler``: mega-batches of up to 50 batches,
+    sorted within), so little of a batch is padding: on the default release's SFT turns (mean 569 tokens,
+    up to 1,433) random batches are 1.55× (batch 4) to 2.0× (batch 16) padding-inflated. Off: plain shuffle."""
+    return {"train_sampling_strategy": "group_by_length" if group_by_length else "random"}
+
+
 def last_checkpoint(out: Path) -> str | None:
     """The newest ``checkpoint-N`` folder of an interrupted run, for ``Trainer.train(resume_from_checkpoint=…)``."""
     from transformers.trainer_utils import get_last_checkpoint

@@ -67,8 +67,9 @@ def main() -> None:
                         help="torch CPU threads (default: torch's choice, one per core); on a shared machine, "
                              "use the number of idle cores: a busy core stalls every parallel step")
     parser.add_argument("--repeat", type=int, default=2,
-                        help="timed runs per batch size, best kept (default 2: the first run of a new batch "
-                             "shape pays its buffer allocations, which the engine pays once, not every turn)")
+                        help="timed runs per batch size, in interleaved rounds, best kept (default 2: the first run "
+                             "of a new batch shape pays its buffer allocations, which the engine pays once, not "
+                             "every turn)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -84,13 +85,17 @@ def main() -> None:
     measure(backend, 2, 2, 8, args.seed)  # warm-up: first-call allocations and kernel selection
     print(f"{backend.name}, {args.dtype}, {backend.device}, {torch.get_num_threads()} threads, "
           f"greedy, max_new_tokens={args.max_new_tokens}, best of {max(1, args.repeat)} runs per batch size")
+    # Rounds of one run per batch size, interleaved, so that a slow spell of a shared machine hits every batch
+    # size alike rather than one of them; the best run per batch size is kept.
+    runs: dict[int, list[dict]] = {batch: [] for batch in batches}
+    for round_ in range(1, max(1, args.repeat) + 1):
+        for batch in batches:
+            runs[batch].append(measure(backend, batch, args.prompts or max(4, batch), args.max_new_tokens, args.seed))
+            print(f"  round {round_}, batch {batch}: {runs[batch][-1]['tokens_per_s']:.1f} tokens/s", flush=True)
+    results = {batch: min(measured, key=lambda run: run["seconds"]) for batch, measured in runs.items()}
     print(f"{'batch':>6} {'prompts':>8} {'tokens':>7} {'tok/msg':>8} {'seconds':>8} {'tokens/s':>9} "
           f"{'episodes/min':>13}")
-    results = {}
-    for batch in batches:
-        r = min((measure(backend, batch, args.prompts or max(4, batch), args.max_new_tokens, args.seed)
-                 for _ in range(max(1, args.repeat))), key=lambda run: run["seconds"])
-        results[batch] = r
+    for r in results.values():
         print(f"{r['batch']:>6} {r['prompts']:>8} {r['tokens']:>7} {r['tokens_per_message']:>8.1f} "
               f"{r['seconds']:>8.1f} {r['tokens_per_s']:>9.1f} {r['episodes_per_min']:>13.2f}", flush=True)
     print(f"episodes/min assumes {MESSAGES_PER_EPISODE} model-generated messages per episode at the measured "

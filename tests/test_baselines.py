@@ -3,6 +3,7 @@ model (real TRL/PEFT training, real datasets.load_dataset, real Parquet)."""
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -12,8 +13,8 @@ from baselines.data import sft_selection, top_fraction, without_emotion
 from baselines.evaluate import EvalRequest, evaluate, pick_tasks
 from baselines.jpo import JPOSettings, jpo_loss, train_jpo
 from baselines.policies import Runs, make_policy, policy_names
-from baselines.sft import SFTSettings, train_sft
-from baselines.training import on_gpu
+from baselines.sft import SFTSettings, sft_trainer, train_sft
+from baselines.training import on_gpu, sampling_args
 from emoneg_bench.cli import main
 from emoneg_bench.emotions import emotion_instruction
 from emoneg_bench.errors import EmoNegError, InputError, UnknownNameError
@@ -122,6 +123,58 @@ def test_an_interrupted_sft_run_resumes_to_the_same_adapter(tmp_path, small_rele
     assert resumed["steps"] == 6
     if not on_gpu():  # CUDA's bf16 kernels are not bit-reproducible (an H200 gave another adapter): same step only
         assert resumed["adapter_sha256"] == sft_run[1]["adapter_sha256"]
+
+
+def test_the_labelled_positions_loss_equals_trls_own(tmp_path, small_release, tiny_model):
+    """Our SFT loss forms logits only where a label is; TRL's scores every position. Same batch, same
+    adapter: the same loss, entropy and token accuracy."""
+    import torch
+    from trl import SFTTrainer
+
+    trainer, _, _ = sft_trainer(small_release, tmp_path, model=str(tiny_model), iql=None, domain="all",
+                                emotion=True, role="focal", settings=replace(FAST_SFT, batch_size=4),
+                                progress=False, callbacks=None)
+    trainer.model.eval()  # no LoRA dropout: both losses see the same network
+    batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
+    labelled = batch["labels"][:, 1:].ne(-100)
+    assert 0 < int(labelled.sum()) < labelled.numel() // 4  # a few assistant tokens in long transcripts
+    with torch.no_grad():
+        ours = float(trainer.compute_loss(trainer.model, dict(batch)))
+        theirs = float(SFTTrainer.compute_loss(trainer, trainer.model, dict(batch)))
+    assert ours == pytest.approx(theirs, rel=1e-5)
+    metrics = trainer._metrics["eval"]
+    assert metrics["entropy"][0] == pytest.approx(metrics["entropy"][1], rel=1e-4)
+    assert metrics["mean_token_accuracy"][0] == pytest.approx(metrics["mean_token_accuracy"][1], abs=1e-9)
+
+
+def test_length_grouped_batches_carry_less_padding(tmp_path):
+    """The trainers' default sampler (a real ``Trainer`` dataloader): batches of similar length, every example
+    once, a seeded order; plain shuffling pads far more."""
+    import random
+
+    import torch
+    from datasets import Dataset
+    from transformers import Trainer, TrainingArguments
+
+    draw = random.Random(0)
+    lengths = [draw.randint(50, 1400) for _ in range(400)]
+    dataset = Dataset.from_list([{"input_ids": [1] * n, "index": i} for i, n in enumerate(lengths)])
+
+    def batches(grouped: bool) -> list[list[int]]:
+        args = TrainingArguments(output_dir=str(tmp_path / str(grouped)), per_device_train_batch_size=4, use_cpu=True,
+                                 report_to=[], seed=0, data_seed=0, remove_unused_columns=False,
+                                 **sampling_args(grouped))
+        trainer = Trainer(model=torch.nn.Linear(1, 1), args=args, train_dataset=dataset,
+                          data_collator=lambda rows: torch.tensor([row["index"] for row in rows]))
+        return [batch.tolist() for batch in trainer.get_train_dataloader()]
+
+    def padding(drawn: list[list[int]]) -> float:
+        return sum(max(lengths[i] for i in b) * len(b) for b in drawn) / sum(lengths[i] for b in drawn for i in b)
+
+    grouped, shuffled = batches(True), batches(False)
+    assert sorted(i for b in grouped for i in b) == list(range(400))
+    assert grouped == batches(True)
+    assert padding(grouped) < 1.05 < 1.4 < padding(shuffled)
 
 
 def test_sft_refuses_a_model_without_generation_markers(tmp_path, small_release, tiny_model):
