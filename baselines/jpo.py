@@ -28,10 +28,10 @@ from .training import (
     CHECKPOINTS,
     last_checkpoint,
     load_base,
-    sampling_args,
     losses,
     precision_args,
     read_metadata,
+    sampling_args,
     write_metadata,
 )
 
