@@ -11,6 +11,7 @@ tokens per transcript of ~570, where TRL's fused head on a CPU scores every posi
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,10 +89,18 @@ def sft_trainer(release: str | Path, out: Path, *, model: str, iql: str | Path |
         warmup_steps=settings.warmup_ratio, lr_scheduler_type="cosine", logging_steps=settings.logging_steps,
         save_steps=settings.save_steps, save_total_limit=2, seed=settings.seed, data_seed=settings.seed,
         report_to=[], disable_tqdm=not progress, dataloader_num_workers=0,
-        **sampling_args(settings.group_by_length), **precision_args())
+        dataset_num_proc=tokenizing_processes(len(dataset)), **sampling_args(settings.group_by_length),
+        **precision_args())
     trainer = trainer_class()(model=model_, args=args, train_dataset=dataset, processing_class=tokenizer,
                               peft_config=settings.lora.peft_config(), callbacks=callbacks)
     return trainer, selection, base
+
+
+def tokenizing_processes(rows: int) -> int | None:
+    """Processes for TRL's one-off tokenisation of the selected turns (one chat template per row, ~3.7 ms each
+    here): one per core up to 8 for large selections (16,181 turns: 60.6 → 50.3 s on 2 cores, the same
+    tokens), none below 2,000 rows, where starting the workers costs more than it saves."""
+    return min(8, os.cpu_count() or 1) if rows >= 2000 and (os.cpu_count() or 1) > 1 else None
 
 
 def trainer_class():
