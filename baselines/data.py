@@ -57,16 +57,17 @@ def columns(dataset, *names: str) -> dict[str, list]:
     return dataset.select_columns(list(names))[:]
 
 
-def iql_advantages(release: str | Path, rows, iql: str | Path, split: str = "train") -> np.ndarray:
-    """Q(s, a) − V(s) of the IQL critic for each SFT row, matched to its transition by (episode, turn)."""
+def iql_advantages(release: str | Path, rows, iql: str | Path, role: str = "focal", split: str = "train") -> np.ndarray:
+    """Q(s, a) − V(s) of the IQL critic for each SFT row (``rows``: its ``episode_id`` and ``turn`` columns),
+    matched to the ``role``'s transition by (episode, turn)."""
     from .iql import IQLSelector
 
     selector = IQLSelector.load(iql)
-    transitions = load_split(release, "transitions", split, "all", rows[0]["role"] if len(rows) else "focal")
-    known, wanted = columns(transitions, "episode_id", "turn"), columns(rows, "episode_id", "turn")
+    transitions = load_split(release, "transitions", split, "all", role)
+    known = columns(transitions, "episode_id", "turn")
     index = {key: i for i, key in enumerate(zip(known["episode_id"], known["turn"]))}
     try:
-        order = [index[key] for key in zip(wanted["episode_id"], wanted["turn"])]
+        order = [index[key] for key in zip(rows["episode_id"], rows["turn"])]
     except KeyError as missing:
         raise InputError(f"release {release}: sft turn {missing} has no transition; the release is inconsistent "
                          f"(run `emoneg validate-release`)") from None
@@ -99,11 +100,12 @@ def sft_selection(release: str | Path, *, domain: str = "all", top_k: float = 0.
     """The SFT examples: the top-``top_k`` focal turns by advantage (IQL's Q − V when ``iql`` names a
     trained selector, else the release's Monte-Carlo ``advantage`` column), as chat ``messages``."""
     rows = load_split(release, "sft", "train", domain, role)
+    values = columns(rows, "episode_id", "turn", "advantage")
     if iql is not None:
-        advantages, source = iql_advantages(release, rows, iql), f"iql:{Path(iql).name}"
+        advantages, source = iql_advantages(release, values, iql, role), f"iql:{Path(iql).name}"
     else:
-        advantages, source = np.asarray(columns(rows, "advantage")["advantage"], dtype=np.float64), "release:monte-carlo"
-    keep = top_fraction(rows, advantages, top_k)
+        advantages, source = np.asarray(values["advantage"], dtype=np.float64), "release:monte-carlo"
+    keep = top_fraction(values, advantages, top_k)
     picked = columns(rows.select(keep), "messages", "emotion_name")
     examples = []
     for messages, name, advantage in zip(picked["messages"], picked["emotion_name"], advantages[keep]):
