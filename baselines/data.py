@@ -16,7 +16,7 @@ import numpy as np
 from emoneg_bench.domains import domain_ids
 from emoneg_bench.emotions import emotion_instruction
 from emoneg_bench.errors import InputError
-from emoneg_bench.release import open_release
+from emoneg_bench.release import load_release_dataset
 
 
 @dataclass(frozen=True)
@@ -37,11 +37,8 @@ def check_domain(domain: str) -> str:
 
 def load_split(release: str | Path, config: str, split: str, domain: str = "all", role: str = "focal"):
     """One config's split as a ``datasets.Dataset``, narrowed to a domain and a role."""
-    from datasets import load_dataset
-
     check_domain(domain)
-    open_release(release, (config,))
-    dataset = load_dataset(str(release), config, split=split)
+    dataset = load_release_dataset(release, config, split)
     keep = dataset.filter(lambda d, r: (domain == "all" or d == domain) and r == role,
                           input_columns=["domain", "role"])
     if len(keep) == 0:

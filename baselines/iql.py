@@ -43,7 +43,7 @@ from emoneg_bench.errors import InputError
 from emoneg_bench.features import STATE_DIM, STATE_FEATURES, state_vector
 from emoneg_bench.hashing import sha256_file
 from emoneg_bench.negotiation import Role
-from emoneg_bench.release import open_release
+from emoneg_bench.release import load_release_dataset, open_release
 
 MODEL, METADATA, CURVES, CHECKPOINTS = "iql.safetensors", "iql.json", "curves.csv", "checkpoints"
 FORMAT = "emoneg-iql/1"
@@ -104,8 +104,6 @@ def load_transitions(release: str | Path, split: str = "train", domain: str = "a
                      role: str = "focal") -> Transitions:
     """Read ``transitions`` the way users do (``datasets.load_dataset``) and keep ``domain`` (``all`` = every
     domain) and ``role``."""
-    from datasets import load_dataset
-
     from .data import check_domain
 
     release = Path(release)
@@ -115,7 +113,7 @@ def load_transitions(release: str | Path, split: str = "train", domain: str = "a
         raise InputError(f"unknown role {role!r}; expected one of {', '.join(str(r) for r in Role)}", field="role")
     if not any((release / "data" / "transitions").glob(f"{split}-*.parquet")):
         raise InputError(f"release {release} has no {split!r} split in its transitions config", field="split")
-    table = load_dataset(str(release), "transitions", split=split).with_format("numpy")
+    table = load_release_dataset(release, "transitions", split).with_format("numpy")
     columns = table.select_columns(["domain", "role", "persona", "state", "action", "reward", "next_state",
                                     "terminated"])[:]
     keep = (columns["role"] == role) & ((columns["domain"] == domain) if domain != "all" else True)

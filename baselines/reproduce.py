@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from emoneg_bench.errors import InputError
+from emoneg_bench.release import open_release
 
 from .evaluate import EvalRequest, evaluate
 from .policies import Runs
@@ -104,6 +105,7 @@ class Pipeline:
         existing = sorted(p for p in folder.glob("*/MANIFEST.json")) if folder.is_dir() else []
         if existing:
             self.log(f"[reproduce] {folder_name}: done before ({existing[0].parent})")
+            open_release(existing[0].parent)  # a reused release is verified like any other
             return existing[0].parent
         self.log(f"[reproduce] {folder_name} …")
         return build(config, folder, progress=self.progress, source=config_file.name)
@@ -233,7 +235,7 @@ class Pipeline:
         from leaderboard.submission import write_submission
 
         board = self.out / "leaderboard"
-        manifest = json.loads((release / "MANIFEST.json").read_text())
+        manifest = open_release(release)
         for policy in CHEAP_POLICIES:
             if (board / policy).is_dir():
                 continue
@@ -250,7 +252,7 @@ class Pipeline:
         return build_site(board, self.out / "site", bootstrap=self.profile.bootstrap)
 
     def domains(self, release: Path) -> list[str]:
-        return list(json.loads((release / "MANIFEST.json").read_text())["builder_config"]["domains"])
+        return list(open_release(release)["builder_config"]["domains"])
 
 
 def _file_name(spec: str) -> str:
@@ -258,11 +260,11 @@ def _file_name(spec: str) -> str:
 
 
 def _episodes(release: Path, *paths: Path):
-    from emoneg_bench.release import load_release_tasks, max_turns, release_manifest
+    from emoneg_bench.release import load_release_tasks, max_turns
     from leaderboard.submission import episodes_from_parquet
 
     tasks = {t.task_id: t for split in ("test", "test_unseen_counterparty") for t in load_release_tasks(release, split)}
-    turns = max_turns(release_manifest(release))
+    turns = max_turns(open_release(release))
     return [e for p in paths for e in episodes_from_parquet(p, tasks, turns)]
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from emoneg_bench import schema
 from emoneg_bench.errors import EmoNegError, InputError
 from emoneg_bench.hashing import sha256_file
+from emoneg_bench.integrity import data_files_pattern
 
 from .card import CARD, CHANGELOG, MANIFEST
 
@@ -227,14 +228,6 @@ def _check_manifest(root: Path, parquet: list[str], shards: list[Shard], manifes
 
 # ------------------------------------------------------------------------------------------ card
 
-def _pattern(glob: str) -> re.Pattern:
-    """A Hub ``data_files`` glob, relative to the repository root: ``*`` stays within one folder."""
-    out = []
-    for token in re.split(r"(\*\*|\*|\?)", glob):
-        out.append({"**": ".*", "*": "[^/]*", "?": "[^/]"}.get(token, re.escape(token)))
-    return re.compile("".join(out) + r"\Z")
-
-
 def _check_card(card: dict, shards: list[Shard], problems: list[Problem]) -> None:
     on_disk: dict[tuple[str, str], list[Shard]] = defaultdict(list)
     for shard in shards:
@@ -259,7 +252,7 @@ def _check_card_configs(configs, on_disk: dict, names: list[str], problems: list
             continue
         for item in data_files:
             globs = item.get("path") if isinstance(item.get("path"), list) else [item.get("path")]
-            matched = {n for n in names for g in globs if isinstance(g, str) and _pattern(g).match(n)}
+            matched = {n for n in names for g in globs if isinstance(g, str) and data_files_pattern(g).match(n)}
             expected = {s.name for s in on_disk.get((config, item["split"]), [])}
             covered.add((config, item["split"]))
             if matched != expected:

@@ -17,8 +17,9 @@ from emoneg_bench import __version__
 from emoneg_bench.errors import InputError
 from emoneg_bench.hashing import sha256_file
 from emoneg_bench.judge import RubricJudge
+from emoneg_bench.release import open_release
 
-from .submission import EPISODES, METADATA, Report, release_manifest, validate_submission
+from .submission import EPISODES, METADATA, Report, validate_submission
 
 DEFAULT_BOARD = Path("leaderboard") / "submissions"
 ENTRY_METADATA = "entry.json"
@@ -55,7 +56,7 @@ def submit(folder: str | Path, release_dir: str | Path, board: str | Path = DEFA
         rows = [episode_row(e, split, judge.score_episode(e))
                 for e, split in zip(report.replayed, _splits(Path(folder)), strict=True)]
         pq.write_table(arrow_table("episodes", rows), staging / EPISODES, compression="zstd")
-        manifest = release_manifest(release_dir)
+        manifest = open_release(release_dir)
         entry = {**metadata, "release": manifest["release"], "release_version": manifest["version"],
                  "episodes": len(rows), "episodes_sha256": sha256_file(staging / EPISODES),
                  "verified_by": f"emoneg-bench {__version__} replay", "scores": "recomputed from the replay"}

@@ -29,7 +29,7 @@ from emoneg_bench.agents.replay import differences, replay
 from emoneg_bench.engine import Engine, Recognizer
 from emoneg_bench.errors import InputError
 from emoneg_bench.negotiation import Act, Ending, Episode, Outcome, Role, Task, Utterance
-from emoneg_bench.release import load_release_tasks, release_manifest
+from emoneg_bench.release import load_release_tasks, open_release, release_manifest
 from emoneg_bench.schema import arrow_table, episode_row, features
 
 METADATA, EPISODES, README = "submission.yaml", "episodes.parquet", "README.md"
@@ -258,7 +258,7 @@ def _first(items: list) -> str:
 def validate_submission(folder: str | Path, release_dir: str | Path, recognizer: Recognizer | None = None) -> Report:
     """Check ``folder`` against the release in ``release_dir`` and, when every check passes, replay it."""
     folder, release_dir = Path(folder), Path(release_dir)
-    manifest = release_manifest(release_dir)
+    manifest = open_release(release_dir, ("tasks", "scenarios"), OFFICIAL_SPLIT)
     max_turns = manifest["builder_config"]["max_turns"]
     problems = check_files(folder)
     if (folder / METADATA).is_file() and not (folder / METADATA).is_symlink():
@@ -316,5 +316,5 @@ def describe(report: Report) -> str:
     return "rejected:\n" + "\n".join(f"- {p}" for p in report.problems)
 
 
-__all__ = ["Report", "load_release_tasks", "episodes_from_parquet", "episode_from_row", "validate_submission",
+__all__ = ["Report", "load_release_tasks", "release_manifest", "episodes_from_parquet", "episode_from_row", "validate_submission",
            "verify_by_replay", "write_submission", "stored_precision", "describe", "MAX_BYTES"]

@@ -66,13 +66,13 @@ def test_removing_an_instruction_that_is_not_there_is_a_clear_error():
         without_emotion([{"role": "system", "content": "plain"}, {"role": "user", "content": "x"}], "anger")
 
 
-def test_unknown_domain_and_missing_config_are_clear_errors(small_release, tmp_path):
+def test_unknown_domain_and_a_manifest_without_a_build_are_clear_errors(small_release, tmp_path):
     with pytest.raises(InputError, match="unknown domain 'mars'"):
         sft_selection(small_release, domain="mars")
     fake = tmp_path / "fake"
     (fake / "data" / "episodes").mkdir(parents=True)
     (fake / "MANIFEST.json").write_text(json.dumps({"version": "1.0.0", "release": "fake"}))
-    with pytest.raises(InputError, match="has no 'sft' config"):
+    with pytest.raises(InputError, match="has no builder_config.max_turns"):
         sft_selection(fake)
     (fake / "MANIFEST.json").write_text(json.dumps({"version": "2.0.0", "release": "fake"}))
     with pytest.raises(InputError, match="version 2.0.0; this toolkit reads version 1.x"):

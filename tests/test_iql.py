@@ -220,10 +220,10 @@ def test_a_folder_that_is_not_a_release_is_refused(tmp_path):
         load_transitions(tmp_path)
 
 
-def test_a_release_without_transitions_is_refused(small_release, tmp_path):
+def test_a_release_whose_transitions_were_deleted_is_refused(small_release, tmp_path):
     release = copy_of(small_release, tmp_path)
     shutil.rmtree(release / "data" / "transitions")
-    with pytest.raises(InputError, match="has no 'transitions' config"):
+    with pytest.raises(InputError, match=r"data/transitions/train-00000-of-\d+\.parquet: is missing; MANIFEST.json lists it"):
         load_transitions(release)
 
 
