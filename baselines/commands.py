@@ -7,39 +7,56 @@ import argparse
 import json
 from pathlib import Path
 
+from emoneg_bench.backends.http_limits import add_http_options
+from emoneg_bench.outputs import check_output, commit_run_folder, run_folder
+
 RELEASE_HELP = "release folder (built with `emoneg build`)"
 
 
+def _run_folder(args: argparse.Namespace, finished: str, *reads: str | None) -> Path:
+    """Where the run is trained: ``--out`` itself, or (``--overwrite`` of a finished run) a folder beside it
+    that :func:`commit_run_folder` swaps in at the end."""
+    return run_folder(args.out, finished=finished, overwrite=args.overwrite, reads=[r for r in reads if r])
+
+
 def _train_iql(args: argparse.Namespace) -> int:
-    from .iql import IQLConfig, train_iql
+    from .iql import METADATA, IQLConfig, train_iql
 
     config = IQLConfig(steps=args.steps, seed=args.seed, batch_size=args.batch_size)
-    result = train_iql(args.release, args.out, domain=args.domain, config=config, progress=not args.quiet,
-                       role=args.role, device=args.device, threads=args.threads)
-    print(f"wrote IQL selector {result}")
+    work = _run_folder(args, METADATA, args.release)
+    train_iql(args.release, work, domain=args.domain, config=config, progress=not args.quiet,
+              role=args.role, device=args.device, threads=args.threads)
+    commit_run_folder(work, args.out)
+    print(f"wrote IQL selector {args.out}")
     return 0
 
 
 def _train_sft(args: argparse.Namespace) -> int:
     from .sft import SFTSettings, train_sft
+    from .training import METADATA
 
+    work = _run_folder(args, METADATA, args.release, args.iql)
     settings = SFTSettings(top_k=args.top_k, learning_rate=args.lr, batch_size=args.batch_size, epochs=args.epochs,
                            max_steps=args.max_steps, seed=args.seed, save_steps=args.save_steps,
                            group_by_length=not args.no_length_grouping)
-    run = train_sft(args.release, args.out, model=args.model, iql=args.iql, domain=args.domain,
+    run = train_sft(args.release, work, model=args.model, iql=args.iql, domain=args.domain,
                     emotion=not args.no_emotion, role=args.role, settings=settings, progress=not args.quiet)
+    commit_run_folder(work, args.out)
     _report(run, args.out)
     return 0
 
 
 def _train_jpo(args: argparse.Namespace) -> int:
     from .jpo import JPOSettings, train_jpo
+    from .training import METADATA
 
+    work = _run_folder(args, METADATA, args.release, args.sft)
     settings = JPOSettings(epsilon=args.epsilon, beta=args.beta, learning_rate=args.lr, batch_size=args.batch_size,
                            epochs=args.epochs, max_steps=args.max_steps, max_examples=args.max_examples,
                            seed=args.seed, save_steps=args.save_steps, group_by_length=not args.no_length_grouping)
-    run = train_jpo(args.release, args.sft, args.out, domain=args.domain, role=args.role, settings=settings,
+    run = train_jpo(args.release, args.sft, work, domain=args.domain, role=args.role, settings=settings,
                     progress=not args.quiet)
+    commit_run_folder(work, args.out)
     _report(run, args.out)
     return 0
 
@@ -54,6 +71,8 @@ def _eval(args: argparse.Namespace) -> int:
     from .evaluate import EvalRequest, evaluate
     from .policies import Runs
 
+    check_output(args.out, overwrite=args.overwrite, what="results file",
+                 reads=[r for r in (args.release, args.runs, args.iql, args.sft, args.jpo, args.emotion_free) if r])
     runs = Runs.in_folder(args.runs, iql=args.iql, sft=args.sft, jpo=args.jpo, emotion_free=args.emotion_free,
                           model=args.model, llm=args.llm) if args.runs else \
         Runs(iql=args.iql, sft=args.sft, jpo=args.jpo, emotion_free=args.emotion_free, model=args.model, llm=args.llm)
@@ -117,6 +136,9 @@ def register(commands, command) -> None:
     for parser in (iql, sft, jpo):
         parser.add_argument("--release", required=True, help=RELEASE_HELP)
         parser.add_argument("--out", required=True, help="run folder (an interrupted run resumes from it)")
+        parser.add_argument("--overwrite", action="store_true",
+                            help="train again over a finished run in --out (the old run stays until the new one "
+                                 "has finished)")
         parser.add_argument("--domain", default="all", help="train on one domain (default all)")
         parser.add_argument("--role", default="focal", choices=("focal", "counterparty"),
                             help="whose decisions to learn (counterparty: a release built with teacher.role "
@@ -158,6 +180,7 @@ def register(commands, command) -> None:
     ev.add_argument("--policy", required=True, help="a policy name (see `emoneg policies`)")
     ev.add_argument("--release", required=True, help=RELEASE_HELP)
     ev.add_argument("--out", required=True, help="results Parquet file")
+    ev.add_argument("--overwrite", action="store_true", help="replace an existing results file")
     ev.add_argument("--split", default="test", help="test | test_unseen_counterparty | validation (default test)")
     ev.add_argument("--domain", default="all")
     ev.add_argument("--counterparty", default="persona", help="persona (each task's), teacher, lm:MODEL or policy:NAME@RUNS_DIR (a policy trained "
@@ -177,6 +200,7 @@ def register(commands, command) -> None:
     ev.add_argument("--seed", type=int, default=0, help="sampling seed when --temperature > 0")
     ev.add_argument("--json", action="store_true", help="print the summary as JSON")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_http_options(ev)
 
     command(commands, "policies", "list the baseline policies", "  emoneg policies\n", _policies)
 

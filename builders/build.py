@@ -26,6 +26,7 @@ from emoneg_bench.errors import EmoNegError, InputError
 from emoneg_bench.hashing import sha256_file
 from emoneg_bench.judge import RubricJudge
 from emoneg_bench.negotiation import Episode, Role
+from emoneg_bench.outputs import folder_lock
 from emoneg_bench.rewards import episode_decisions
 
 from . import plan
@@ -198,19 +199,33 @@ def _check_out(out: Path, config: BuildConfig) -> Path:
 
 def build(config: BuildConfig, out: str | Path, *, num_shards: int = 1, shard: int = 0, progress: bool = True,
           source: str | None = None) -> Path:
-    """Build the release (or, with ``num_shards > 1``, one part of it to combine with :func:`merge`)."""
-    from tqdm import tqdm
-
+    """Build the release (or, with ``num_shards > 1``, one part of it to combine with :func:`merge`) while
+    holding a lock next to it: a second build of the same release or part says who holds it and stops."""
     out = Path(out)
     release = _check_out(out, config)
     if config.teacher_kind not in TEACHERS:  # refuse before anything is written
         make_teacher(config, config.teacher_schedule)
     if not (num_shards >= 1 and 0 <= shard < num_shards):
         raise InputError(f"--shard must be in 0…{num_shards - 1} for --num-shards {num_shards}, got {shard}")
-    work = plan.units(config)
-    mine = [u for i, u in enumerate(work) if i % num_shards == shard]
     root = (out / f".{config.release_name}.partial" if num_shards == 1
             else out / f"{config.release_name}.part-{shard:03d}-of-{num_shards:03d}")
+    out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(_lock(out, release if num_shards == 1 else root), root.name.lstrip(".")):
+        _check_out(out, config)  # another build may have finished it while we waited for the lock
+        return _build_locked(config, release, root, num_shards, shard, progress, source)
+
+
+def _lock(out: Path, target: Path) -> Path:
+    """The lock file of a build writing ``target`` (a release, or one part of a sharded build)."""
+    return out / f".{target.name}.lock"
+
+
+def _build_locked(config: BuildConfig, release: Path, root: Path, num_shards: int, shard: int, progress: bool,
+                  source: str | None) -> Path:
+    from tqdm import tqdm
+
+    work = plan.units(config)
+    mine = [u for i, u in enumerate(work) if i % num_shards == shard]
     _start_staging(root, config)
     todo = [u for u in mine if not _done(root, u)]
     engine = _engine(config) if todo else None
@@ -230,8 +245,6 @@ def build(config: BuildConfig, out: str | Path, *, num_shards: int = 1, shard: i
 
 def merge(parts: Sequence[str | Path], out: str | Path, *, source: str | None = None) -> Path:
     """Combine the parts of a sharded build into the release a single build makes."""
-    from .card import finalize
-
     parts = [Path(p) for p in parts]
     configs = []
     for part in parts:
@@ -243,6 +256,15 @@ def merge(parts: Sequence[str | Path], out: str | Path, *, source: str | None = 
         raise InputError("the parts were built from different configs; merge parts of one build only")
     config = BuildConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in configs[0].items()})
     release = _check_out(Path(out), config)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    with folder_lock(_lock(Path(out), release), release.name):
+        _check_out(Path(out), config)
+        return _merge_locked(config, parts, release, Path(out), source)
+
+
+def _merge_locked(config: BuildConfig, parts: list[Path], release: Path, out: Path, source: str | None) -> Path:
+    from .card import finalize
+
     work = plan.units(config)
     owner: dict[str, Path] = {}
     for part in parts:

@@ -10,9 +10,11 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
 
+from .backends.http_limits import add_http_options, limits_from_args, using_limits
 from .errors import EmoNegError, InputError
 
 Handler = Callable[[argparse.Namespace], int]
+OVERWRITE_HELP = "replace an existing output (default: refuse to touch it)"
 
 
 def _command(subparsers, name: str, help_text: str, examples: str, handler: Handler) -> argparse.ArgumentParser:
@@ -34,12 +36,13 @@ def _recognizer():
 
 def _scenarios_generate(args: argparse.Namespace) -> int:
     from .domains import generate_scenarios, get_domain
+    from .outputs import check_output
     from .scenario_io import check_output_path, write_scenarios
 
     get_domain(args.domain)
     if args.count < 1:
         raise InputError(f"--count must be at least 1, got {args.count}")
-    check_output_path(args.out)
+    check_output(check_output_path(args.out), overwrite=args.overwrite)
     path = write_scenarios(generate_scenarios(args.domain, args.count, args.seed), args.out)
     print(f"wrote {args.count} {args.domain} scenarios (seed {args.seed}) to {path}")
     return 0
@@ -48,23 +51,30 @@ def _scenarios_generate(args: argparse.Namespace) -> int:
 def _scenarios_import(args: argparse.Namespace) -> int:
     from .domains import get_domain
     from .domains.importer import import_scenarios
-    from .scenario_io import check_output_path, write_rows, write_scenarios
+    from .outputs import check_output, write_together
+    from .scenario_io import check_output_path, rows_writer
 
     get_domain(args.domain)
     out = check_output_path(args.out)
+    reports = {kind: out.with_name(f"{out.stem}.{kind}.csv") for kind in ("repairs", "rejections")}
+    for path, what in ((out, "output"), *((p, f"{kind} file") for kind, p in reports.items())):
+        check_output(path, overwrite=args.overwrite, reads=[args.csv], what=what)
     result = import_scenarios(args.csv, args.domain)
     print(f"{args.csv}: imported {len(result.scenarios)} "
           f"(repaired {len(result.repaired)}), rejected {len(result.rejected)}")
     if not result.scenarios:
         reasons = "; ".join(f"row {n.row}: {n.reason}" for n in result.rejected[:3])
         raise InputError(f"no row could be imported ({reasons})", file=args.csv)
-    write_scenarios(result.scenarios, out)
+    notes = {"repairs": result.repaired, "rejections": result.rejected}
+    # the scenarios and their reports are replaced together; a report this import does not produce is
+    # removed, so an earlier import's rejections never sit next to a clean re-import
+    write_together({out: rows_writer([s.to_record() for s in result.scenarios], out.suffix)} | {
+        reports[kind]: rows_writer([{"row": n.row, "source_id": n.source_id, "reason": n.reason} for n in notes[kind]],
+                                   ".csv") if notes[kind] else None for kind in reports})
     print(f"wrote {out}")
-    for kind, notes in (("repairs", result.repaired), ("rejections", result.rejected)):
-        if notes:
-            report = out.with_name(f"{out.stem}.{kind}.csv")
-            write_rows([{"row": n.row, "source_id": n.source_id, "reason": n.reason} for n in notes], report)
-            print(f"wrote {len(notes)} {kind} with reasons to {report}")
+    for kind, path in reports.items():
+        if notes[kind]:
+            print(f"wrote {len(notes[kind])} {kind} with reasons to {path}")
     return 0
 
 
@@ -239,8 +249,13 @@ def _leaderboard_submit(args: argparse.Namespace) -> int:
 def _leaderboard_build(args: argparse.Namespace) -> int:
     from leaderboard.site import build_site
 
+    from .outputs import check_output
+
     if args.bootstrap < 100:
         raise InputError(f"--bootstrap must be at least 100 resamples, got {args.bootstrap}")
+    out = Path(args.out)
+    if not (out.is_dir() and not any(out.iterdir())):  # an empty folder made for it is fine
+        check_output(out, overwrite=args.overwrite, reads=[args.board], what="site folder")
     print(f"leaderboard site: {build_site(args.board, args.out, bootstrap=args.bootstrap, seed=args.seed)}")
     return 0
 
@@ -291,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--count", type=int, default=100, help="number of scenarios (default 100)")
     generate.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
     generate.add_argument("--out", required=True, help="output file, .parquet or .csv")
+    generate.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
 
     imp = _command(scenario_commands, "import", "import a published (EmoMAS/EmoDistill-format) scenario CSV",
                    "  emoneg scenarios import --domain debt credit_recovery_scenarios.csv --out debt.parquet\n"
@@ -298,7 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
                    _scenarios_import)
     imp.add_argument("--domain", required=True, help="debt | disaster | hospital | student")
     imp.add_argument("csv", help="the published CSV file")
-    imp.add_argument("--out", required=True, help="output file, .parquet or .csv")
+    imp.add_argument("--out", required=True, help="output file, .parquet or .csv (its reports go next to it: "
+                                                  "OUT.repairs.csv, OUT.rejections.csv)")
+    imp.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
 
     play = _command(commands, "play", "play one negotiation and print the transcript",
                     "  emoneg play --domain debt --scenario debt-0003 --persona pushover --emotion anger\n"
@@ -325,6 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--scenario-seed", type=int, default=0, help="seed of the generated set (default 0)")
     play.add_argument("--max-turns", type=int, default=30)
     play.add_argument("--json", action="store_true", help="print the episode as JSON")
+    add_http_options(play)
 
     sweep = _command(commands, "sweep", "fixed-emotion sweep: per-emotion outcome table",
                      "  emoneg sweep --episodes 8\n"
@@ -347,6 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--num-shards", type=int, default=1, help="split the build into this many parts")
     build.add_argument("--shard", type=int, default=0, help="which part to build (0-based)")
     build.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_http_options(build)  # a builder config's teacher.model may be an endpoint
 
     merge = _command(commands, "merge", "combine the parts of a sharded build into the release",
                      "  emoneg merge parts/emoneg-trajectories-v1.0.0.part-* --out releases/\n", _merge)
@@ -408,7 +428,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "  (writes site/index.html, site/entries/NAME.html and site/plots/*.svg; open index.html "
                     "in a browser, no server needed)\n", _leaderboard_build)
     site.add_argument("--board", default="leaderboard/submissions", help="leaderboard folder (default %(default)s)")
-    site.add_argument("--out", required=True, help="site folder; an earlier build there is replaced")
+    site.add_argument("--out", required=True, help="site folder (new or empty; an earlier site build there is "
+                                                   "replaced only with --overwrite)")
+    site.add_argument("--overwrite", action="store_true", help="replace an earlier site build in --out")
     site.add_argument("--bootstrap", type=int, default=10000, help="bootstrap resamples (default 10000)")
     site.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
 
@@ -426,7 +448,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.handler(args)
+        with using_limits(limits_from_args(args)):
+            return args.handler(args)
     except EmoNegError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -33,6 +33,11 @@ def episode_to_dict(episode: Episode, scores: Sequence[JudgeScore] = ()) -> dict
     }
 
 
+def _error_reason(episode: Episode) -> str:
+    """Why the message that ended the episode could not be produced, as its backend said."""
+    return next((u.error for u in reversed(episode.utterances) if u.error), None) or "no reason recorded"
+
+
 def format_transcript(episode: Episode, scores: Sequence[JudgeScore] = ()) -> str:
     scenario = episode.task.scenario
     domain = get_domain(scenario.domain)
@@ -64,7 +69,7 @@ def format_transcript(episode: Episode, scores: Sequence[JudgeScore] = ()) -> st
         "turn_limit": "turn limit reached without a deal",
         "breakdown": f"breakdown: the {names[o.ended_by] if o.ended_by else '?'} stopped making readable offers",
         "error": f"error: the {names[o.ended_by] if o.ended_by else '?'} could not produce a message "
-                 "(kept out of scores)",
+                 f"({_error_reason(episode)}; kept out of scores)",
     }[str(o.ending)]
     lines += ["", f"ending: {result} after {o.rounds} messages · focal utility {o.utility:.3f}"]
     return "\n".join(lines)

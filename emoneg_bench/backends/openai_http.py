@@ -3,11 +3,15 @@ as a :class:`Backend`.
 
 One POST per conversation, ``concurrency`` at a time over one shared ``httpx.Client``. Every phase of a
 request (connect, write, read, waiting for a pooled connection) is bounded by ``timeout``, so a server that
-hangs costs at most ``timeout`` per attempt. HTTP 429, 5xx, connection errors and timeouts are retried
-``retries`` times with exponential backoff, ``backoff · 2^attempt`` (a numeric ``Retry-After`` header wins,
-capped at :data:`RETRY_AFTER_CAP` seconds); any other status (400, 401, 404…) is final at once. A request
-that still fails becomes a ``Generation`` whose ``error`` says what failed, where, and after how many
-attempts; the rest of the batch is unaffected.
+hangs costs at most ``timeout`` per attempt; the whole message, retries and waits included, is bounded by
+``deadline`` (a server trickling bytes never lets a phase time out); an answer is read as a stream and
+refused past ``max_response_bytes`` (by default what ``max_new_tokens`` tokens can take), so a server that
+ignores ``max_tokens`` cannot send megabytes. Unset, these come from
+:func:`~emoneg_bench.backends.http_limits.current_limits` (the command line's ``--http-*`` options).
+HTTP 429, 5xx, connection errors and timeouts are retried ``retries`` times with exponential backoff,
+``backoff · 2^attempt`` (a numeric ``Retry-After`` header wins, capped at :data:`RETRY_AFTER_CAP` seconds);
+any other status (400, 401, 404…) is final at once. A request that still fails becomes a ``Generation``
+whose ``error`` says what failed, where, and after how many attempts; the rest of the batch is unaffected.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from urllib.parse import urlsplit
 
 from ..errors import InputError
 from .base import Backend, Generation, Message, SamplingParams
+from .http_limits import HTTPLimits, current_limits
 
 FALLBACK_API_KEY_ENV = "OPENAI_API_KEY"
 RETRY_AFTER_CAP = 30.0  # seconds; a server asking for longer is treated as asking for this long
@@ -34,7 +39,11 @@ class OpenAIChatBackend(Backend):
     requests carry no ``Authorization`` header (local servers rarely want one)."""
 
     def __init__(self, base_url: str, model: str, *, api_key_env: str = "EMONEG_API_KEY", concurrency: int = 8,
-                 timeout: float = 60.0, retries: int = 3, backoff: float = 0.5, name: str | None = None):
+                 timeout: float | None = None, retries: int | None = None, backoff: float = 0.5,
+                 name: str | None = None, deadline: float | None = None, max_response_bytes: int | None = None):
+        defaults = current_limits()
+        timeout = defaults.timeout if timeout is None else timeout
+        retries = defaults.retries if retries is None else retries
         root = base_url.strip().rstrip("/")
         root = root.removesuffix("/chat/completions")
         parts = urlsplit(root)
@@ -58,6 +67,11 @@ class OpenAIChatBackend(Backend):
         self.timeout = float(timeout)
         self.retries = retries
         self.backoff = float(backoff)
+        self.limits = HTTPLimits(timeout=self.timeout, retries=retries,
+                                 deadline=defaults.deadline if deadline is None else deadline,
+                                 max_response_bytes=defaults.max_response_bytes if max_response_bytes is None
+                                 else max_response_bytes)
+        self.deadline = float(self.limits.deadline)
         self.name = name or f"http:{model}@{parts.netloc.rsplit('@', 1)[-1]}"
 
     def generate(self, conversations: Sequence[Sequence[Message]], params: SamplingParams) -> list[Generation]:
@@ -70,7 +84,9 @@ class OpenAIChatBackend(Backend):
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
         workers = min(self.concurrency, len(conversations))
-        limits = httpx.Limits(max_connections=workers, max_keepalive_connections=workers)
+        # no cap on connections: an attempt abandoned at its deadline may hold one until its socket gives up,
+        # and must not starve the batch; the worker threads bound the concurrency
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=workers)
         with httpx.Client(timeout=httpx.Timeout(self.timeout), limits=limits, headers=headers) as client, \
                 ThreadPoolExecutor(max_workers=workers, thread_name_prefix="emoneg-http") as pool:
             futures = [pool.submit(self._complete, client, index, list(messages), params)
@@ -84,10 +100,17 @@ class OpenAIChatBackend(Backend):
         payload = {"model": self.model, "messages": messages, "max_tokens": params.max_new_tokens,
                    "temperature": params.temperature, "top_p": params.top_p, "seed": params.seed}
         attempts = self.retries + 1
+        cap = self.limits.response_cap(params.max_new_tokens)
+        end = time.monotonic() + self.deadline
         for attempt in range(attempts):
             retry_after = None
             try:
-                response = client.post(self.url, json=payload)
+                response = _post_within(client, self.url, payload, end, cap)
+            except _Refused as refusal:
+                return Generation(None, error=f"{refusal} from {self.url}; not retried")
+            except _DeadlinePassed:
+                return Generation(None, error=f"no complete answer within the {self.deadline:g} s deadline from "
+                                              f"{self.url} ({attempt + 1} of {attempts} attempts made)")
             except httpx.TimeoutException as error:
                 failure = f"timed out ({type(error).__name__}, limit {self.timeout:g} s)"
             except httpx.TransportError as error:
@@ -101,7 +124,12 @@ class OpenAIChatBackend(Backend):
                                                   f"(status {response.status_code} is not transient)")
                 retry_after = _retry_after_seconds(response)
             if attempt + 1 < attempts:
-                time.sleep(retry_after if retry_after is not None else self._delay(index, attempt))
+                wait = retry_after if retry_after is not None else self._delay(index, attempt)
+                if time.monotonic() + wait >= end:
+                    return Generation(None, error=f"{failure} from {self.url}; the {self.deadline:g} s deadline "
+                                                  f"leaves no time for a retry ({attempt + 1} of {attempts} attempts "
+                                                  "made)")
+                time.sleep(wait)
         return Generation(None, error=f"{failure} from {self.url} after {attempts} attempts")
 
     def _delay(self, index: int, attempt: int) -> float:
@@ -123,6 +151,59 @@ class OpenAIChatBackend(Backend):
         usage = body.get("usage") if isinstance(body, dict) else None
         tokens = usage.get("completion_tokens") if isinstance(usage, dict) else None
         return Generation(text, completion_tokens=tokens if isinstance(tokens, int) else 0)
+
+
+class _Refused(Exception):
+    """An answer that must not be read (over the byte cap); the message says why."""
+
+
+class _DeadlinePassed(Exception):
+    """The message's overall deadline passed during an attempt."""
+
+
+# what is dropped from the headers of an answer read as a stream: its bytes are kept decoded
+_STREAM_HEADERS = ("content-encoding", "content-length", "transfer-encoding")
+
+
+def _post_within(client: Any, url: str, payload: dict, end: float, cap: int) -> Any:
+    """POST ``payload`` and read the answer (decoded bytes, at most ``cap``) before the monotonic time
+    ``end``; an ``httpx.Response`` holding the whole body. The attempt runs on its own thread so that even
+    a server trickling its headers cannot hold the caller past ``end``; an abandoned attempt stops at its
+    next read (the client's sockets close when the batch ends)."""
+    import threading
+
+    import httpx
+
+    outcome: dict[str, Any] = {}
+
+    def attempt() -> None:
+        try:
+            with client.stream("POST", url, json=payload) as response:
+                declared = response.headers.get("Content-Length", "")
+                if declared.isdigit() and int(declared) > cap:
+                    raise _Refused(f"an answer of {int(declared):,} bytes, over the {cap:,}-byte cap")
+                body, size = [], 0
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if size > cap:
+                        raise _Refused(f"an answer of more than {cap:,} bytes, over the cap (the server ignores "
+                                       "max_tokens?)")
+                    if time.monotonic() > end:
+                        raise _DeadlinePassed()
+                    body.append(chunk)
+                headers = [(k, v) for k, v in response.headers.items() if k.lower() not in _STREAM_HEADERS]
+                outcome["response"] = httpx.Response(response.status_code, headers=headers, content=b"".join(body))
+        except BaseException as error:  # handed to the caller's thread as is
+            outcome["error"] = error
+
+    worker = threading.Thread(target=attempt, name="emoneg-http-attempt", daemon=True)
+    worker.start()
+    worker.join(max(end - time.monotonic(), 0.0))
+    if worker.is_alive():
+        raise _DeadlinePassed()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["response"]
 
 
 def _retryable(status: int) -> bool:
