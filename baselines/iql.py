@@ -42,6 +42,7 @@ from emoneg_bench.engine import TurnContext
 from emoneg_bench.errors import InputError
 from emoneg_bench.features import STATE_DIM, STATE_FEATURES, state_vector
 from emoneg_bench.hashing import sha256_file
+from emoneg_bench.limits import read_json
 from emoneg_bench.negotiation import Role
 from emoneg_bench.release import load_release_dataset, open_release
 
@@ -456,7 +457,7 @@ class IQLSelector(EmotionSchedule):
         if not (folder / METADATA).is_file() or not (folder / MODEL).is_file():
             raise InputError(f"not a trained IQL run: it has no {METADATA} and {MODEL} (train one with "
                              "`emoneg train iql`)", file=str(folder))
-        metadata = json.loads((folder / METADATA).read_text())
+        metadata = read_json(folder / METADATA, "run metadata")
         if metadata.get("format") != FORMAT:
             raise InputError(f"written in format {metadata.get('format')!r}, this toolkit reads {FORMAT!r}",
                              file=str(folder / METADATA), field="format")

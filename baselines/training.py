@@ -12,6 +12,7 @@ from typing import Any
 from emoneg_bench import __version__
 from emoneg_bench.errors import InputError
 from emoneg_bench.hashing import weights_sha256
+from emoneg_bench.limits import read_json
 from emoneg_bench.release import release_manifest
 
 ADAPTER, CHECKPOINTS, METADATA = "adapter", "checkpoints", "training.json"
@@ -106,7 +107,7 @@ def read_metadata(out: str | Path) -> dict:
     path = Path(out) / METADATA
     if not path.is_file():
         raise InputError(f"{out} is not a finished training run: it has no {METADATA}")
-    return json.loads(path.read_text())
+    return read_json(path, "run metadata")
 
 
 def losses(log_history: list[dict]) -> list[float]:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from emoneg_bench.errors import EmoNegError, InputError
+from emoneg_bench.limits import check_size
 
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -79,6 +80,7 @@ def load_config(path: str | Path, profile: str | None = None) -> BuildConfig:
         raise InputError("no such build config", file=str(path))
     import yaml
 
+    check_size(path, "build config")  # before parsing: a large YAML file costs minutes and gigabytes to read
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except UnicodeDecodeError:

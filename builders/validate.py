@@ -22,6 +22,7 @@ from emoneg_bench import schema
 from emoneg_bench.errors import EmoNegError, InputError
 from emoneg_bench.hashing import sha256_file
 from emoneg_bench.integrity import data_files_pattern
+from emoneg_bench.limits import MAX_BYTES, check_parquet_footer
 
 from .card import CARD, CHANGELOG, MANIFEST
 
@@ -128,6 +129,9 @@ def _read_card(root: Path, problems: list[Problem]) -> dict | None:
     path = root / CARD
     if not path.is_file() or path.is_symlink():
         return None
+    if path.stat().st_size > MAX_BYTES["card"]:
+        problems.append(Problem(CARD, f"is over the {MAX_BYTES['card']:,}-byte limit for a dataset card; not parsed"))
+        return None
     text = path.read_text(encoding="utf-8", errors="replace")
     match = re.match(r"---\n(.*?\n)---\n", text, flags=re.DOTALL)
     if not match:
@@ -147,6 +151,10 @@ def _read_card(root: Path, problems: list[Problem]) -> dict | None:
 def _read_manifest(root: Path, problems: list[Problem]) -> dict | None:
     path = root / MANIFEST
     if not path.is_file() or path.is_symlink():
+        return None
+    if path.stat().st_size > MAX_BYTES["manifest"]:
+        problems.append(Problem(MANIFEST, f"is over the {MAX_BYTES['manifest']:,}-byte limit for a manifest; not "
+                                          "parsed"))
         return None
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
@@ -174,6 +182,7 @@ def _shards(root: Path, parquet: list[str], problems: list[Problem]) -> list[Sha
             problems.append(Problem(rel, "is not named <split>-<i:05d>-of-<n:05d>.parquet with i < n"))
             continue
         try:
+            check_parquet_footer(root / rel)
             rows = pq.ParquetFile(root / rel).metadata.num_rows
         except Exception as error:  # pyarrow raises several types for a damaged file
             problems.append(Problem(rel, f"is not a readable Parquet file ({error})"))

@@ -231,7 +231,10 @@ def _leaderboard_validate(args: argparse.Namespace) -> int:
 
     report = validate_submission(args.submission, args.release, recognizer=_recognizer())
     print(describe(report))
-    return 0 if report.accepted else 2
+    if not report.accepted:
+        raise InputError(f"submission rejected ({len(report.problems)} problem{'s' * (len(report.problems) != 1)}, "
+                         "listed above)", file=args.submission)
+    return 0
 
 
 def _leaderboard_submit(args: argparse.Namespace) -> int:
@@ -241,7 +244,8 @@ def _leaderboard_submit(args: argparse.Namespace) -> int:
     report, entry = submit(args.submission, args.release, args.board, recognizer=_recognizer())
     print(describe(report))
     if entry is None:
-        return 2
+        raise InputError(f"submission rejected ({len(report.problems)} problem{'s' * (len(report.problems) != 1)}, "
+                         "listed above); the leaderboard is unchanged", file=args.submission)
     print(f"added to the leaderboard: {entry}")
     return 0
 

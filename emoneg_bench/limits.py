@@ -8,8 +8,10 @@ first, so a file too large for its purpose is one ``error:`` line that costs a `
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 from .errors import InputError
 
@@ -68,7 +70,7 @@ def check_parquet_footer(path: str | os.PathLike, limit: int | None = None) -> N
     limit = MAX_BYTES["parquet footer"] if limit is None else limit
     size = check_size(path, "parquet file", limit=2**63)
     if size < 12:
-        raise InputError(f"is {size} bytes, too short to be a Parquet file", file=str(path))
+        raise InputError(f"is not a Parquet file ({size} bytes, too short for one)", file=str(path))
     with open(path, "rb") as handle:
         head = handle.read(4)
         handle.seek(size - 8)
@@ -82,3 +84,12 @@ def check_parquet_footer(path: str | os.PathLike, limit: int | None = None) -> N
     if footer > limit:
         raise InputError(f"has a {footer:,}-byte Parquet footer, over the {limit:,}-byte limit; refused before "
                          "parsing", file=str(path))
+
+
+def read_json(path: str | os.PathLike, kind: str) -> Any:
+    """The parsed JSON of ``path``, within ``kind``'s size limit; one error naming the file otherwise."""
+    try:
+        return json.loads(read_limited(path, kind))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InputError(f"is not valid JSON ({getattr(error, 'msg', error)}); expected a {kind}",
+                         file=str(path)) from None

@@ -35,6 +35,7 @@ import numpy as np
 
 from emoneg_bench.errors import InputError
 
+from .results import results_dataset
 from .stats import (
     bootstrap_bradley_terry,
     bradley_terry,
@@ -155,36 +156,11 @@ def _latex(text: str) -> str:
 
 # ── reading ──────────────────────────────────────────────────────────────────────────────────────
 
-def episodes_source(paths: Sequence[str | Path]) -> str:
-    """Check each file and return the ``read_parquet([...])`` SQL over all of them."""
-    import pyarrow.parquet as pq
-
-    if isinstance(paths, str | Path):
-        paths = [paths]
-    if not paths:
-        raise InputError("no result files given; expected one or more episodes Parquet files")
-    for path in paths:
-        path = Path(path)
-        if not path.is_file():
-            raise InputError("file not found; expected an episodes Parquet file", file=str(path))
-        try:
-            names = set(pq.read_schema(path).names)
-        except Exception as error:  # pyarrow raises several types for non-Parquet bytes
-            raise InputError(f"not a Parquet file ({error}); expected an episodes Parquet file",
-                             file=str(path)) from error
-        missing = [c for c in REQUIRED_COLUMNS if c not in names]
-        if missing:
-            raise InputError(f"missing columns {', '.join(missing)}; expected the episodes schema "
-                             f"({', '.join(REQUIRED_COLUMNS)}, …)", file=str(path))
-    quoted = ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths)
-    return f"read_parquet([{quoted}], union_by_name=true)"
-
-
 def _connect(paths, policy: str | None = None) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
-    source = episodes_source(paths)
+    con.register("results", results_dataset(paths, REQUIRED_COLUMNS))  # literal files, checked (leaderboard.results)
     relabel = "" if policy is None else " REPLACE ('" + policy.replace("'", "''") + "' AS focal_agent)"
-    con.sql(f"CREATE VIEW raw AS SELECT *{relabel} FROM {source}")
+    con.sql(f"CREATE VIEW raw AS SELECT *{relabel} FROM results")
     con.sql("CREATE VIEW episodes AS SELECT * FROM raw WHERE ending_name IS DISTINCT FROM 'error'")
     return con
 

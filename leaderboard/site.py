@@ -28,6 +28,7 @@ from urllib.parse import quote
 
 from emoneg_bench import __version__
 from emoneg_bench.errors import InputError
+from emoneg_bench.limits import read_json
 from emoneg_bench.negotiation import Ending
 
 from .board import ENTRY_METADATA
@@ -109,10 +110,7 @@ def read_board(board: Path) -> list[tuple[str, dict, Path]]:
         if missing:
             raise InputError(f"leaderboard entry {folder} has no {' or '.join(missing)}; every entry holds "
                              f"{ENTRY_METADATA} and {EPISODES} as `emoneg leaderboard submit` writes them")
-        try:
-            metadata = json.loads((folder / ENTRY_METADATA).read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise InputError(f"not valid JSON ({error})", file=str(folder / ENTRY_METADATA)) from error
+        metadata = read_json(folder / ENTRY_METADATA, "run metadata")
         if not isinstance(metadata, dict):
             raise InputError("expected a JSON object of the entry's metadata", file=str(folder / ENTRY_METADATA))
         entries.append((folder.name, metadata, folder / EPISODES))

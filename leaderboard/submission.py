@@ -28,6 +28,7 @@ from emoneg_bench.agents.personas import PersonaAgent
 from emoneg_bench.agents.replay import differences, replay
 from emoneg_bench.engine import Engine, Recognizer
 from emoneg_bench.errors import InputError
+from emoneg_bench.limits import check_parquet_footer
 from emoneg_bench.negotiation import Act, Ending, Episode, Outcome, Role, Task, Utterance
 from emoneg_bench.release import load_release_tasks, open_release, release_manifest
 from emoneg_bench.schema import arrow_table, episode_row, features
@@ -139,6 +140,8 @@ def check_files(folder: Path) -> list[str]:
 
 
 def check_metadata(path: Path, version: str, release: str) -> list[str]:
+    if path.stat().st_size > MAX_BYTES[METADATA]:
+        return []  # never parsed: check_files reports the size, and parsing is what a large file would abuse
     try:
         metadata = yaml.safe_load(path.read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as error:
@@ -264,9 +267,13 @@ def validate_submission(folder: str | Path, release_dir: str | Path, recognizer:
     if (folder / METADATA).is_file() and not (folder / METADATA).is_symlink():
         problems += check_metadata(folder / METADATA, manifest["version"], manifest.get("release", ""))
     table = None
-    if (folder / EPISODES).is_file() and not (folder / EPISODES).is_symlink():
+    if (folder / EPISODES).is_file() and not (folder / EPISODES).is_symlink() \
+            and (folder / EPISODES).stat().st_size <= MAX_BYTES[EPISODES]:
         try:
+            check_parquet_footer(folder / EPISODES)
             table = pq.read_table(folder / EPISODES)
+        except InputError as error:
+            problems.append(f"{EPISODES} {error.args[0].split(': ', 1)[-1]}")
         except (pa.ArrowException, OSError) as error:
             problems.append(f"{EPISODES} does not open as Parquet: {error}")
     tasks = {OFFICIAL_SPLIT: load_release_tasks(release_dir, OFFICIAL_SPLIT)}
