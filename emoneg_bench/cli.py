@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import Counter
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -69,12 +70,14 @@ def _scenarios_import(args: argparse.Namespace) -> int:
     # the scenarios and their reports are replaced together; a report this import does not produce is
     # removed, so an earlier import's rejections never sit next to a clean re-import
     write_together({out: rows_writer([s.to_record() for s in result.scenarios], out.suffix)} | {
-        reports[kind]: rows_writer([{"row": n.row, "source_id": n.source_id, "reason": n.reason} for n in notes[kind]],
-                                   ".csv") if notes[kind] else None for kind in reports})
+        reports[kind]: rows_writer([{"row": n.row, "source_id": n.source_id, "kind": n.kind, "reason": n.reason}
+                                    for n in notes[kind]], ".csv") if notes[kind] else None for kind in reports})
     print(f"wrote {out}")
     for kind, path in reports.items():
         if notes[kind]:
-            print(f"wrote {len(notes[kind])} {kind} with reasons to {path}")
+            counts = Counter(n.kind for n in notes[kind])
+            print(f"wrote {len(notes[kind])} {kind} with reasons to {path} "
+                  f"({', '.join(f'{reason}: {count}' for reason, count in sorted(counts.items()))})")
     return 0
 
 

@@ -190,17 +190,48 @@ def test_commas_in_two_text_columns_are_both_repaired(tmp_path):
         "unquoted commas in 'Survivor_Condition', 'Critical_Needs' and 'Key_Negotiation_Argument_By_RoboDog'")
 
 
-def test_comma_without_evidence_between_two_text_columns_is_ambiguous(tmp_path):
+def test_comma_between_two_text_columns_without_evidence_is_imported_with_the_boundary_noted(tmp_path):
     row = "D-1,Earthquake,Trapped,leg pinned,45,120,Water and warmth,Other survivors need help first"
-    note = only_rejection(import_rows(tmp_path, "disaster", row))
-    assert note.reason == "ambiguous: the extra comma could belong to 'Disaster_Type' or 'Survivor_Condition'"
-    assert (note.row, note.source_id) == (1, "D-1")
+    result = import_rows(tmp_path, "disaster", row)
+    (scenario,) = result.scenarios
+    assert (scenario.focal_anchor, scenario.counterparty_anchor) == (120, 45)
+    assert (scenario.disaster_type, scenario.survivor_condition) == ("Earthquake", "Trapped,leg pinned")
+    assert result.rejected == ()
+    (note,) = result.repaired
+    assert (note.row, note.source_id, note.kind) == (1, "D-1", "commas: text boundary uncertain")
+    assert note.reason == ("text boundary uncertain: the extra comma could belong to 'Disaster_Type' or "
+                           "'Survivor_Condition'; all 2 readings give every numeric field the same value; tie-break: "
+                           "the extra fields stay in the rightmost free-text column ('Survivor_Condition')")
 
 
-def test_hospital_comma_between_adjacent_text_columns_is_ambiguous(tmp_path):
+def test_hospital_comma_between_adjacent_text_columns_keeps_every_number(tmp_path):
     row = CLEAN_ROWS["hospital"].replace("Worsening pain", "Pain,infection")
-    note = only_rejection(import_rows(tmp_path, "hospital", row))
-    assert note.reason.startswith("ambiguous: the extra comma could belong to 'Surgeon_Availability_Reason'")
+    result = import_rows(tmp_path, "hospital", row)
+    (scenario,) = result.scenarios
+    assert (scenario.focal_anchor, scenario.counterparty_anchor, scenario.time_reduction_if_junior_days,
+            scenario.patient_age) == (180, 120, 60, 67)
+    texts = (scenario.surgeon_availability_reason, scenario.risk_if_delayed, scenario.patient_reason_for_urgency,
+             scenario.hospital_suggestion)
+    assert ",".join(texts) == "Fully booked for months,Pain,infection,Cannot work while in pain,Accept a junior surgeon"
+    (note,) = result.repaired
+    assert note.kind == "commas: text boundary uncertain"
+    assert "'Surgeon_Availability_Reason'" in note.reason and "tie-break" in note.reason
+
+
+def test_commas_that_could_move_a_number_are_refused_naming_the_field_and_its_values(tmp_path):
+    row = "D-1,Flood,Cold,45,45,120,Water,Wait for the boat"
+    note = only_rejection(import_rows(tmp_path, "disaster", row))
+    assert note.kind == "commas: ambiguous numbers"
+    assert note.reason.startswith("ambiguous: the extra comma could belong to ")
+    assert "'Rescue_Team_ETA(minutes)' is '120' or '45'" in note.reason
+
+
+def test_the_space_evidence_still_decides_between_readings_with_different_numbers(tmp_path):
+    row = "D-1,Flood,Cold, 45,45,120,Water,Wait for the boat"
+    result = import_rows(tmp_path, "disaster", row)
+    (scenario,) = result.scenarios
+    assert (scenario.survivor_condition, scenario.counterparty_anchor, scenario.focal_anchor) == ("Cold, 45", 45, 120)
+    assert result.repaired[0].kind == "commas: space evidence"
 
 
 def test_extra_comma_plus_a_word_in_a_number_column_names_the_column(tmp_path):
@@ -369,10 +400,129 @@ def test_commas_followed_by_a_space_are_always_rejoined_exactly(tmp_path, row):
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
 @given(row=_student_rows(st.sampled_from([",", ", "])))
-def test_an_imported_row_never_has_a_shifted_value(tmp_path, row):
+def test_an_imported_row_never_has_a_shifted_number_and_keeps_all_its_text(tmp_path, row):
     background, situation, feeling, annoyance, a, b = row
     result = import_rows(tmp_path, "student", f"S-9,20,{background},{situation},{feeling},{a},{b},{annoyance}")
     for scenario in result.scenarios:
-        assert (scenario.student_background, scenario.situation_faced, scenario.student_feeling,
-                scenario.primary_annoyance_reason) == (background, situation, feeling, annoyance)
-        assert (scenario.focal_anchor, scenario.counterparty_anchor) == (a, b)
+        assert (scenario.focal_anchor, scenario.counterparty_anchor, scenario.student_age) == (a, b, 20)
+        assert scenario.primary_annoyance_reason == annoyance
+        # where a boundary is uncertain the cells are stripped like any cell: spaces after a comma may go
+        joined = ",".join((scenario.student_background, scenario.situation_faced, scenario.student_feeling))
+        assert joined.replace(", ", ",") == ",".join((background, situation, feeling)).replace(", ", ",")
+
+
+def placements(raw: list[str], columns, placeholders: bool = False) -> list[tuple[str, ...]]:
+    """Every split of a row's raw fields into one cell per column where only free-text cells take several
+    fields and every other cell has its type (or, with ``placeholders``, is a number column's placeholder
+    word): the placements a file allows, enumerated one by one, independently of the importer's counting."""
+    from emoneg_bench.domains.base import ColumnKind
+    from emoneg_bench.domains.importer import NUMERIC_KINDS, PLACEHOLDERS, _type_error
+
+    def fits(column, cell: str) -> bool:
+        return not _type_error(column, cell) or (placeholders and column.kind in NUMERIC_KINDS
+                                                 and cell.strip().lower() in PLACEHOLDERS)
+
+    def split(start: int, index: int):
+        if index == len(columns):
+            if start == len(raw):
+                yield ()
+            return
+        room = len(raw) - start - (len(columns) - index - 1)
+        for width in range(1, room + 1) if columns[index].kind is ColumnKind.TEXT else (1,):
+            cell = ",".join(raw[start:start + width])
+            if columns[index].kind is ColumnKind.TEXT or fits(columns[index], cell):
+                for rest in split(start + width, index + 1):
+                    yield (cell, *rest)
+
+    return list(split(0, 0))
+
+
+def numbers_of(cells: tuple[str, ...], columns) -> tuple:
+    from emoneg_bench.domains.importer import _PARSERS, NUMERIC_KINDS
+
+    return tuple(_PARSERS[c.kind](cell.strip()) for c, cell in zip(columns, cells) if c.kind in NUMERIC_KINDS)
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(row=_student_rows(st.just(",")))
+def test_a_row_is_refused_only_when_some_placement_would_move_a_number(tmp_path, row):
+    """Bare commas leave no evidence: the row is imported exactly when every placement the file allows
+    gives the same numbers, and none could leave a placeholder word ("Variable") in a number cell."""
+    from emoneg_bench.domains.importer import NUMERIC_KINDS, PLACEHOLDERS
+
+    background, situation, feeling, annoyance, a, b = row
+    line = f"S-9,20,{background},{situation},{feeling},{a},{b},{annoyance}"
+    columns = get_domain("student").csv_columns
+    numbers = {numbers_of(p, columns) for p in placements(line.split(","), columns)}
+    unknown = any(c.kind in NUMERIC_KINDS and cell.strip().lower() in PLACEHOLDERS
+                  for p in placements(line.split(","), columns, placeholders=True) for c, cell in zip(columns, p))
+    result = import_rows(tmp_path, "student", line)
+    assert len(result.scenarios) == (1 if len(numbers) == 1 and not unknown else 0)
+    if len(numbers) > 1 and not unknown:
+        assert result.rejected[0].kind == "commas: ambiguous numbers"
+    if unknown and numbers:
+        assert result.rejected[0].kind == "bad value"
+
+
+# --- messy files in the published style ---------------------------------------------------------
+
+REPAIR_KINDS = {"commas: one reading", "commas: space evidence", "commas: text boundary uncertain"}
+
+
+def true_anchors(domain: str, numbers: dict[str, int]) -> tuple[int, int]:
+    if domain == "disaster":
+        return numbers["Rescue_Team_ETA(minutes)"], numbers["Estimated_Survivor_Endurance(minutes)"]
+    if domain == "student":
+        return numbers["Robots_Requested_Bedtime"], numbers["Student_Wanted_Bedtime"]
+    waitlist = numbers["Days_On_Waitlist"]
+    return waitlist, waitlist - numbers["Estimated_Time_Reduction_If_Accept_Junior_Surgeon(days)"]
+
+
+@pytest.mark.parametrize("domain", ["disaster", "student", "hospital"])
+def test_a_messy_file_imports_every_row_whose_numbers_are_determined_and_only_with_its_true_numbers(tmp_path,
+                                                                                                 domain):
+    from messy_csv import messy_csv
+
+    text, rows = messy_csv(domain, 150, seed=1)
+    path = tmp_path / f"{domain}.csv"
+    path.write_text(text)
+    result = import_scenarios(path, domain)
+    columns = get_domain(domain).csv_columns
+    imported = {int(s.scenario_id.rsplit("-", 1)[1]): s for s in result.scenarios}
+    notes = {n.row: n for n in (*result.repaired, *result.rejected)}
+    for number, row in enumerate(rows, start=1):
+        raw = next(csv.reader([row.line]))
+        numbers = {numbers_of(p, columns) for p in placements(raw, columns)}
+        note = notes.get(number)
+        if number in imported:
+            scenario = imported[number]
+            assert len(numbers) == 1 or note.kind == "commas: space evidence", (number, note)
+            if row.flaw == "":
+                assert (scenario.focal_anchor, scenario.counterparty_anchor) == true_anchors(domain, row.numbers)
+            assert note is None if len(raw) == len(columns) else note.kind in REPAIR_KINDS
+        elif row.flaw == "" and len(numbers) == 1:
+            pytest.fail(f"row {number} has determined numbers but was refused: {note}")
+        elif note.kind == "commas: ambiguous numbers":
+            assert len(numbers) > 1
+    # the flaws the generator planted are refused for what they are when the numbers are determined
+    for number, row in enumerate(rows, start=1):
+        raw = next(csv.reader([row.line]))
+        if row.flaw in ("equal", "wrong polarity") and len({numbers_of(p, columns) for p in placements(raw, columns)}) == 1:
+            assert notes[number].kind == f"anchors: {row.flaw}"
+
+
+def test_the_import_command_counts_repairs_and_rejections_per_reason(tmp_path, capsys):
+    from messy_csv import messy_csv
+
+    from emoneg_bench.cli import main
+
+    text, _ = messy_csv("disaster", 60, seed=2)
+    (tmp_path / "disaster.csv").write_text(text)
+    assert main(["scenarios", "import", "--domain", "disaster", str(tmp_path / "disaster.csv"),
+                 "--out", str(tmp_path / "disaster.parquet")]) == 0
+    out = capsys.readouterr().out
+    assert "repairs with reasons to" in out and "commas: text boundary uncertain: " in out
+    with open(tmp_path / "disaster.repairs.csv", newline="") as handle:
+        repairs = list(csv.DictReader(handle))
+    assert repairs and set(repairs[0]) == {"row", "source_id", "kind", "reason"}
+    assert any("tie-break" in r["reason"] for r in repairs if r["kind"] == "commas: text boundary uncertain")
