@@ -210,7 +210,8 @@ def build(config: BuildConfig, out: str | Path, *, num_shards: int = 1, shard: i
     root = (out / f".{config.release_name}.partial" if num_shards == 1
             else out / f"{config.release_name}.part-{shard:03d}-of-{num_shards:03d}")
     out.mkdir(parents=True, exist_ok=True)
-    with folder_lock(_lock(out, release if num_shards == 1 else root), root.name.lstrip(".")):
+    target = release if num_shards == 1 else root
+    with folder_lock(_lock(out, target), target.name):
         _check_out(out, config)  # another build may have finished it while we waited for the lock
         return _build_locked(config, release, root, num_shards, shard, progress, source)
 

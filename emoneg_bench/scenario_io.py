@@ -102,8 +102,8 @@ def _check_types(domain, fields: dict, file: str, row: int) -> None:
     hints = typing.get_type_hints(domain.scenario_type)
     for name, value in fields.items():
         expected = hints.get(name)
-        if value is None and name == "source_id":
-            continue
+        if value is None and (expected is str or name == "source_id"):
+            continue  # a CSV reads an empty text cell as null
         if expected is float:
             ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
         elif expected is int:

@@ -99,6 +99,22 @@ def _check_values(path: Path, table: pa.Table) -> None:
                              file=str(path), row=row, field="agreed_value")
 
 
+def _check_unique(path: Path, ids: pa.Array, earlier: list[tuple[Path, pa.Array]]) -> None:
+    """No episode id twice in ``ids`` or in an earlier file (vectorised; rows are found only to report)."""
+    if len(pc.unique(ids)) != len(ids):
+        first: dict[str, int] = {}
+        for row, episode_id in enumerate(ids.to_pylist()):
+            if episode_id in first:
+                raise InputError(f"episode id {episode_id!r} is already on row {first[episode_id]} of this file; an "
+                                 "episode is scored once", file=str(path), row=row, field="episode_id")
+            first[episode_id] = row
+    for other, other_ids in earlier:
+        row = _first_row(pc.is_in(ids, value_set=other_ids))
+        if row is not None:
+            raise InputError(f"episode id {ids[row].as_py()!r} is already in {other}; an episode is scored once",
+                             file=str(path), row=row, field="episode_id")
+
+
 def checked_results(paths: Sequence[str | os.PathLike] | str | os.PathLike,
                     required: Sequence[str]) -> list[Path]:
     """The files of ``paths`` after every check in the module docstring."""
@@ -108,7 +124,7 @@ def checked_results(paths: Sequence[str | os.PathLike] | str | os.PathLike,
     if not files:
         raise InputError("no result files given; expected one or more episodes Parquet files")
     seen: dict[tuple[int, int], Path] = {}
-    first_of_id: dict[str, Path] = {}
+    earlier: list[tuple[Path, pa.Array]] = []  # the episode ids of the files checked so far
     for path in files:
         if not path.is_file():
             raise InputError("file not found; expected an episodes Parquet file", file=str(path))
@@ -129,13 +145,9 @@ def checked_results(paths: Sequence[str | os.PathLike] | str | os.PathLike,
         except (pa.ArrowException, OSError) as error:
             raise InputError(f"could not be read ({error})", file=str(path)) from None
         _check_values(path, table)
-        for row, episode_id in enumerate(table.column("episode_id").to_pylist()):
-            if episode_id in first_of_id:
-                other = first_of_id[episode_id]
-                place = "earlier in this file" if other == path else f"in {other}"
-                raise InputError(f"episode id {episode_id!r} is already {place}; an episode is scored once",
-                                 file=str(path), row=row, field="episode_id")
-            first_of_id[episode_id] = path
+        ids = table.column("episode_id").combine_chunks()
+        _check_unique(path, ids, earlier)
+        earlier.append((path, ids))
     return files
 
 

@@ -1,8 +1,11 @@
 """The OpenAI-compatible HTTP backend against a real local server (tests/lm_server.py): answers, order,
 retries, timeouts and the errors a batch reports instead of raising."""
 
+import json
 import socket
+import threading
 import time
+from contextlib import contextmanager
 
 import pytest
 from lm_server import serve
@@ -198,3 +201,112 @@ def test_bad_settings_are_named_in_the_error(arguments, field):
     with pytest.raises(InputError) as raised:
         OpenAIChatBackend(**settings)
     assert raised.value.field == field
+
+
+# ---- bounded transport: deadline, byte cap, options ----------------------------------------------------
+
+@contextmanager
+def raw_server(answer):
+    """A socket server calling ``answer(connection, stop)`` for each connection after reading its request
+    head: for byte-level misbehaviour the HTTP test server cannot show."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    listener.settimeout(0.05)
+    stop, served = threading.Event(), []
+
+    def handle(connection):
+        with connection:
+            connection.settimeout(5)
+            try:
+                connection.recv(65536)
+                served.append(1)
+                answer(connection, stop)
+            except OSError:
+                pass  # the client gave up, which is what these servers test
+
+    def loop():
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                continue
+            threading.Thread(target=handle, args=(connection,), daemon=True).start()
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/v1", served
+    finally:
+        stop.set()
+        thread.join(timeout=2)
+        listener.close()
+
+
+def trickle_body(connection, stop):
+    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n")
+    while not stop.is_set():
+        connection.sendall(b" ")
+        time.sleep(0.1)
+
+
+def trickle_headers(connection, stop):
+    for byte in b"HTTP/1.1 200 OK\r\n" + b"X-Slow: " + b"z" * 10_000:
+        if stop.is_set():
+            return
+        connection.sendall(bytes([byte]))
+        time.sleep(0.1)
+
+
+def never_answer(connection, stop):
+    stop.wait(30)
+
+
+def huge_answer(connection, stop, chunked=False):
+    text = "x" * 100_000
+    body = json.dumps({"choices": [{"message": {"content": text}}]}).encode()
+    if chunked:
+        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for start in range(0, len(body), 4096):
+            piece = body[start:start + 4096]
+            connection.sendall(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+        connection.sendall(b"0\r\n\r\n")
+    else:
+        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                           + str(len(body)).encode() + b"\r\n\r\n" + body)
+
+
+@pytest.mark.parametrize("answer", [trickle_body, trickle_headers], ids=["body", "headers"])
+def test_a_server_that_trickles_bytes_is_cut_off_at_the_deadline(answer):
+    with raw_server(answer) as (url, _):
+        backend = OpenAIChatBackend(url, "tiny", timeout=5, deadline=1.0, retries=3, backoff=0)
+        started = time.perf_counter()
+        (generation,) = backend.generate(conversations(1), PARAMS)
+        elapsed = time.perf_counter() - started
+    assert generation.text is None and "no complete answer within the 1 s deadline" in generation.error
+    assert elapsed < 2.5
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_an_answer_over_the_byte_cap_is_refused_once_without_retry(chunked):
+    with raw_server(lambda c, s: huge_answer(c, s, chunked)) as (url, served):
+        backend = OpenAIChatBackend(url, "tiny", timeout=5, retries=3, backoff=0)
+        (generation,) = backend.generate(conversations(1), PARAMS)
+    cap = backend.limits.response_cap(PARAMS.max_new_tokens)
+    assert cap < 100_000 and generation.text is None
+    assert f"{cap:,}-byte cap" in generation.error and "not retried" in generation.error
+    assert len(served) == 1
+
+
+def test_the_command_line_limits_reach_the_backend_and_the_transcript_says_why_a_message_failed(capsys):
+    from emoneg_bench.cli import main
+
+    with raw_server(never_answer) as (url, _):
+        started = time.perf_counter()
+        code = main(["play", "--domain", "debt", "--scenario", "debt-0001", "--persona", "pushover",
+                     "--focal", f"lm:{url}?model=tiny", "--schedule", "none", "--http-deadline", "1",
+                     "--http-retries", "0", "--http-timeout", "30"])
+        elapsed = time.perf_counter() - started
+    out = capsys.readouterr().out
+    assert code == 0 and elapsed < 30  # the 30 s phase timeout never fires: the 1 s deadline does
+    assert "could not produce a message (no complete answer within the 1 s deadline from " in out

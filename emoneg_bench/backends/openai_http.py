@@ -186,8 +186,8 @@ def _post_within(client: Any, url: str, payload: dict, end: float, cap: int) -> 
                 for chunk in response.iter_bytes():
                     size += len(chunk)
                     if size > cap:
-                        raise _Refused(f"an answer of more than {cap:,} bytes, over the cap (the server ignores "
-                                       "max_tokens?)")
+                        raise _Refused(f"an answer of more than {cap:,} bytes, over the {cap:,}-byte cap (does the "
+                                       "server ignore max_tokens?)")
                     if time.monotonic() > end:
                         raise _DeadlinePassed()
                     body.append(chunk)
