@@ -9,7 +9,9 @@
   schema, of their types (a ``utility`` of strings is refused, not cast).
 - Every utility is a finite number in [0, 1] (NaN would render as "–" yet sort first; inf would be
   ranked), every agreed value finite or empty; the first bad row is named.
-- Episode ids are unique within a file and across files; a repeat names both places.
+- An episode of a policy (``focal_agent``, ``episode_id``) appears once within a file and across files; a
+  repeat names both places. (The label is part of the key: ``emoneg eval --label`` scores one agent as
+  several policies, e.g. an IQL selector trained on each domain, whose episode ids coincide.)
 
 The checked files are handed to DuckDB as one Arrow dataset over exactly these paths (columns a file
 lacks read as NULL), scanned lazily like ``read_parquet``.
@@ -34,6 +36,7 @@ GLOB_CHARACTERS = "*?["
 STRING_COLUMNS = ("episode_id", "task_id", "split", "domain", "persona", "focal_agent", "counterparty_agent",
                   "ending_name")
 NUMBER_COLUMNS = ("utility", "agreed_value")
+SEPARATOR = "\x1f"  # between the policy and the episode id of an episode's key
 
 
 def expand(paths: Sequence[str | os.PathLike]) -> list[Path]:
@@ -99,24 +102,36 @@ def _check_values(path: Path, table: pa.Table) -> None:
                              file=str(path), row=row, field="agreed_value")
 
 
-def _check_unique(path: Path, ids: pa.Array, earlier: list[tuple[Path, pa.Array]]) -> None:
-    """No episode id twice in ``ids`` or in an earlier file (vectorised; rows are found only to report)."""
-    if len(pc.unique(ids)) != len(ids):
+def _episode_keys(table: pa.Table, policy: str | None) -> pa.Array:
+    """``focal_agent`` (or the ``policy`` every row is scored as) and ``episode_id`` of each row, as one key."""
+    agents = pa.array([policy] * table.num_rows, pa.string()) if policy is not None else \
+        pc.cast(table.column("focal_agent"), pa.string()).combine_chunks()
+    return pc.binary_join_element_wise(agents, pc.cast(table.column("episode_id"), pa.string()).combine_chunks(),
+                                       SEPARATOR)
+
+
+def _check_unique(path: Path, keys: pa.Array, earlier: list[tuple[Path, pa.Array]]) -> None:
+    """No episode of a policy twice in ``keys`` or in an earlier file (vectorised; rows found only to report)."""
+    def said(key: str) -> str:
+        agent, _, episode_id = key.partition(SEPARATOR)
+        return f"episode {episode_id!r} of {agent!r}"
+
+    if len(pc.unique(keys)) != len(keys):
         first: dict[str, int] = {}
-        for row, episode_id in enumerate(ids.to_pylist()):
-            if episode_id in first:
-                raise InputError(f"episode id {episode_id!r} is already on row {first[episode_id]} of this file; an "
-                                 "episode is scored once", file=str(path), row=row, field="episode_id")
-            first[episode_id] = row
-    for other, other_ids in earlier:
-        row = _first_row(pc.is_in(ids, value_set=other_ids))
+        for row, key in enumerate(keys.to_pylist()):
+            if key in first:
+                raise InputError(f"{said(key)} is already on row {first[key]} of this file; an episode is scored once",
+                                 file=str(path), row=row, field="episode_id")
+            first[key] = row
+    for other, other_keys in earlier:
+        row = _first_row(pc.is_in(keys, value_set=other_keys))
         if row is not None:
-            raise InputError(f"episode id {ids[row].as_py()!r} is already in {other}; an episode is scored once",
+            raise InputError(f"{said(keys[row].as_py())} is already in {other}; an episode is scored once",
                              file=str(path), row=row, field="episode_id")
 
 
-def checked_results(paths: Sequence[str | os.PathLike] | str | os.PathLike,
-                    required: Sequence[str]) -> list[Path]:
+def checked_results(paths: Sequence[str | os.PathLike] | str | os.PathLike, required: Sequence[str],
+                    policy: str | None = None) -> list[Path]:
     """The files of ``paths`` after every check in the module docstring."""
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
@@ -139,22 +154,25 @@ def checked_results(paths: Sequence[str | os.PathLike] | str | os.PathLike,
         except (pa.ArrowException, OSError) as error:
             raise InputError(f"not a Parquet file ({error}); expected an episodes Parquet file", file=str(path)) from None
         _check_schema(path, schema, required)
-        columns = ["episode_id", "utility", *(["agreed_value"] if "agreed_value" in schema.names else [])]
+        columns = ["episode_id", "focal_agent", "utility",
+                   *(["agreed_value"] if "agreed_value" in schema.names else [])]
         try:
             table = pq.read_table(path, columns=columns)
         except (pa.ArrowException, OSError) as error:
             raise InputError(f"could not be read ({error})", file=str(path)) from None
         _check_values(path, table)
-        ids = table.column("episode_id").combine_chunks()
-        _check_unique(path, ids, earlier)
-        earlier.append((path, ids))
+        keys = _episode_keys(table, policy)
+        _check_unique(path, keys, earlier)
+        earlier.append((path, keys))
     return files
 
 
-def results_dataset(paths: Sequence[str | os.PathLike] | str | os.PathLike, required: Sequence[str]):
-    """An Arrow dataset over exactly the checked files, for ``duckdb.register``."""
+def results_dataset(paths: Sequence[str | os.PathLike] | str | os.PathLike, required: Sequence[str],
+                    policy: str | None = None):
+    """An Arrow dataset over exactly the checked files, for ``duckdb.register``; ``policy``: the name every
+    episode is scored as (see ``leaderboard.scoring.score``)."""
     import pyarrow.dataset as ds
 
-    files = checked_results(paths, required)
+    files = checked_results(paths, required, policy)
     schema = pa.unify_schemas([pq.read_schema(p) for p in files], promote_options="permissive")
     return ds.dataset([str(p) for p in files], schema=schema, format="parquet")

@@ -158,7 +158,7 @@ def _latex(text: str) -> str:
 
 def _connect(paths, policy: str | None = None) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
-    con.register("results", results_dataset(paths, REQUIRED_COLUMNS))  # literal files, checked (leaderboard.results)
+    con.register("results", results_dataset(paths, REQUIRED_COLUMNS, policy))  # literal files, checked (leaderboard.results)
     relabel = "" if policy is None else " REPLACE ('" + policy.replace("'", "''") + "' AS focal_agent)"
     con.sql(f"CREATE VIEW raw AS SELECT *{relabel} FROM results")
     con.sql("CREATE VIEW episodes AS SELECT * FROM raw WHERE ending_name IS DISTINCT FROM 'error'")

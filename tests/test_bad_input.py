@@ -283,7 +283,7 @@ CASES = [
     case("score", "the same file twice", lambda ws: score(ws, "good.parquet", str(ws / "results/./good.parquet")),
          r"good\.parquet: is given twice .* every episode in it would count twice"),
     case("score", "episode ids repeated across files", lambda ws: score(ws, "good.parquet", "copy-of-good.parquet"),
-         r"copy-of-good\.parquet, row 0, field 'episode_id': episode id '.*' is already in .*good\.parquet"),
+         r"copy-of-good\.parquet, row 0, field 'episode_id': episode '.*' of '.*' is already in .*good\.parquet"),
     case("score", "missing column", lambda ws: score(ws, "no-utility.parquet"), r"missing columns utility"),
     case("score", "not Parquet", lambda ws: score(ws, "not-parquet.parquet"), r"not a Parquet file"),
     case("score", "missing file", lambda ws: score(ws, "absent.parquet"), r"absent\.parquet: file not found"),
@@ -405,6 +405,18 @@ def test_scoring_a_literal_star_name_reads_that_file_only(ws):
         (ws / "star*.parquet").unlink()
     overall = next(r for r in table.records() if r["domain"] == "overall")
     assert overall["n"] == pq.ParquetFile(folder / "good.parquet").metadata.num_rows
+
+
+def test_one_agent_scored_under_two_labels_is_not_a_repeated_episode(ws, tmp_path):
+    from leaderboard.scoring import score
+
+    table = pq.read_table(ws / "results/good.parquet")
+    index = table.schema.get_field_index("focal_agent")
+    for label in ("iql[debt]", "iql[disaster]"):  # as `emoneg eval --label` writes a transfer run
+        labelled = table.set_column(index, table.schema.field(index), pa.array([label] * table.num_rows))
+        pq.write_table(labelled, tmp_path / f"{label}.parquet")
+    records = score(sorted(tmp_path.glob("*.parquet")), "metrics", bootstrap=100).records()
+    assert {r["policy"] for r in records} == {"iql[debt]", "iql[disaster]"}
 
 
 def test_a_large_submission_yaml_is_refused_without_being_parsed(ws, monkeypatch):

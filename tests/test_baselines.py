@@ -328,7 +328,11 @@ def test_eval_and_train_commands(tmp_path, small_release, tiny_model, capsys):
     turns = pq.read_table(out).to_pylist()[0]["turns"]
     assert {t["declared_emotion_name"] for t in turns if t["role"] == "focal"} == {"anger"}
     assert main(["eval", "--policy", "emodistill", "--release", str(small_release), "--out", str(out)]) == 2
+    assert "the results file already exists; pass --overwrite" in capsys.readouterr().err
+    assert main(["eval", "--policy", "emodistill", "--release", str(small_release), "--out", str(out),
+                 "--overwrite"]) == 2
     assert "needs a trained iql run" in capsys.readouterr().err
+    assert pq.read_table(out).to_pylist()[0]["turns"] == turns  # a refused run leaves the results as they were
     assert main(["train", "sft", "--release", str(small_release), "--model", str(tiny_model), "--max-steps", "1",
                  "--batch-size", "2", "--top-k", "0.01", "--no-emotion", "--out", str(tmp_path / "free"),
                  "--quiet"]) == 0
