@@ -13,8 +13,9 @@
   repeat names both places. (The label is part of the key: ``emoneg eval --label`` scores one agent as
   several policies, e.g. an IQL selector trained on each domain, whose episode ids coincide.)
 
-The checked files are handed to DuckDB as one Arrow dataset over exactly these paths (columns a file
-lacks read as NULL), scanned lazily like ``read_parquet``.
+DuckDB then reads exactly the checked files: with ``read_parquet`` over their absolute paths when no
+path has a glob character (its native reader is the fastest on nested turns), else as one Arrow dataset
+over those paths; either way columns a file lacks read as NULL.
 """
 
 from __future__ import annotations
@@ -167,12 +168,16 @@ def checked_results(paths: Sequence[str | os.PathLike] | str | os.PathLike, requ
     return files
 
 
-def results_dataset(paths: Sequence[str | os.PathLike] | str | os.PathLike, required: Sequence[str],
-                    policy: str | None = None):
-    """An Arrow dataset over exactly the checked files, for ``duckdb.register``; ``policy``: the name every
-    episode is scored as (see ``leaderboard.scoring.score``)."""
+def results_source(con, paths: Sequence[str | os.PathLike] | str | os.PathLike, required: Sequence[str],
+                   policy: str | None = None) -> str:
+    """The SQL relation over exactly the checked files, registered on the DuckDB connection ``con`` when
+    needed; ``policy``: the name every episode is scored as (see ``leaderboard.scoring.score``)."""
     import pyarrow.dataset as ds
 
-    files = checked_results(paths, required, policy)
-    schema = pa.unify_schemas([pq.read_schema(p) for p in files], promote_options="permissive")
-    return ds.dataset([str(p) for p in files], schema=schema, format="parquet")
+    files = [os.path.abspath(p) for p in checked_results(paths, required, policy)]
+    if not any(c in f for f in files for c in GLOB_CHARACTERS):
+        quoted = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+        return f"read_parquet([{quoted}], union_by_name=true)"
+    schema = pa.unify_schemas([pq.read_schema(f) for f in files], promote_options="permissive")
+    con.register("results", ds.dataset(files, schema=schema, format="parquet"))
+    return "results"

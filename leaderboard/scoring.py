@@ -35,7 +35,7 @@ import numpy as np
 
 from emoneg_bench.errors import InputError
 
-from .results import results_dataset
+from .results import results_source
 from .stats import (
     bootstrap_bradley_terry,
     bradley_terry,
@@ -158,9 +158,9 @@ def _latex(text: str) -> str:
 
 def _connect(paths, policy: str | None = None) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
-    con.register("results", results_dataset(paths, REQUIRED_COLUMNS, policy))  # literal files, checked (leaderboard.results)
+    source = results_source(con, paths, REQUIRED_COLUMNS, policy)  # literal files, checked (leaderboard.results)
     relabel = "" if policy is None else " REPLACE ('" + policy.replace("'", "''") + "' AS focal_agent)"
-    con.sql(f"CREATE VIEW raw AS SELECT *{relabel} FROM results")
+    con.sql(f"CREATE VIEW raw AS SELECT *{relabel} FROM {source}")
     con.sql("CREATE VIEW episodes AS SELECT * FROM raw WHERE ending_name IS DISTINCT FROM 'error'")
     return con
 
