@@ -15,8 +15,12 @@ Q̄ is the Polyak-averaged target critic. Truncated transitions (turn limit) sti
 loss reaches another network's parameters, one backward pass of L_Q + L_V + L_π gives each network the
 gradient CORL's three sequential updates give it. The policy's learning rate follows CORL's cosine decay.
 
+States are standardised with the training transitions' mean and standard deviation (CORL's
+``normalize``), stored with the weights. The reward is the release's shaped ``reward`` or its
+``utility_reward`` (the evaluation metric itself), a choice made on validation (``docs/selector.md``).
+
 Each network is a list of (weight, bias) tensors whose names (``q1.weight.0`` …) key the safetensors
-files, so the trained selector runs in numpy without torch. Speed on a CPU comes from doing little besides
+files, so the trained selector runs in numpy without torch (``baselines.selector``). Speed on a CPU comes from doing little besides
 the matmuls: one fused Adam over three parameter groups, targets under ``no_grad``, a batch gathered from
 one contiguous table, losses summed as tensors and read only every ``log_every`` steps, and batch indices
 drawn in blocks as a pure function of (seed, step) — which also makes a resumed run identical to an
@@ -29,25 +33,25 @@ import csv
 import json
 import math
 import os
-import random
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from emoneg_bench.agents.teacher import EmotionSchedule
 from emoneg_bench.emotions import GOEMOTIONS
-from emoneg_bench.engine import TurnContext
 from emoneg_bench.errors import InputError
-from emoneg_bench.features import STATE_DIM, STATE_FEATURES, state_vector
+from emoneg_bench.features import STATE_DIM, STATE_FEATURES
 from emoneg_bench.hashing import sha256_file
-from emoneg_bench.limits import read_json
 from emoneg_bench.negotiation import Role
 from emoneg_bench.release import load_release_dataset, open_release
 
-MODEL, METADATA, CURVES, CHECKPOINTS = "iql.safetensors", "iql.json", "curves.csv", "checkpoints"
-FORMAT = "emoneg-iql/1"
+from .selector import KINDS, IQLSelector
+
+MODEL, METADATA, FORMAT, _ = KINDS["iql"]
+CURVES, CHECKPOINTS = "curves.csv", "checkpoints"
+REWARDS = {"shaped": "reward", "utility": "utility_reward"}  # IQLConfig.reward → transitions column
+STD_EPS = 1e-3  # CORL's floor on a state feature's standard deviation
 INDEX_BLOCK = 1000  # steps whose batch indices are drawn together
 # iql.safetensors holds the target critic (what V and π were fit against), V and π
 EXPORTED = {"q1": "q1_target", "q2": "q2_target", "value": "value", "policy": "policy"}
@@ -71,6 +75,9 @@ class IQLConfig:
     seed: int = 0
     log_every: int = 100
     checkpoint_every: int = 5_000
+    reward: str = "shaped"  # shaped: the release's `reward`; utility: its `utility_reward`
+    normalize_states: bool = True  # standardise states with the training mean and std (CORL's default)
+    truncation_bootstraps: bool = True  # False: the turn limit ends the game (progress is in the state)
 
     def __post_init__(self):
         if self.steps < 1 or self.batch_size < 1 or self.log_every < 1 or self.checkpoint_every < 1:
@@ -80,6 +87,8 @@ class IQLConfig:
                              f"({self.log_every}) so a resumed run logs the same curve", field="checkpoint_every")
         if not 0 < self.expectile < 1:
             raise InputError(f"expectile must be in (0, 1), got {self.expectile}", field="expectile")
+        if self.reward not in REWARDS:
+            raise InputError(f"reward must be one of {', '.join(REWARDS)}, got {self.reward!r}", field="reward")
 
     def to_dict(self) -> dict:
         return json.loads(json.dumps(asdict(self)))
@@ -93,12 +102,29 @@ class Transitions:
 
     states: np.ndarray  # (n, STATE_DIM) float32
     actions: np.ndarray  # (n,) int64, indices into GOEMOTIONS
-    rewards: np.ndarray  # (n,) float32
+    rewards: np.ndarray  # (n,) float32, the shaped `reward`
     next_states: np.ndarray  # (n, STATE_DIM) float32
     terminated: np.ndarray  # (n,) bool; truncated transitions are not terminated and bootstrap
     personas: np.ndarray  # (n,) str
-    domains: tuple[str, ...]  # the domains the rows come from
-    release: dict  # release, name, version, manifest_sha256, split, domain, role
+    utility_rewards: np.ndarray | None = None  # (n,) float32, the `utility_reward` (None: same as rewards)
+    truncated: np.ndarray | None = None  # (n,) bool, the turn limit (None: none)
+    episode_ids: np.ndarray | None = None  # (n,) str
+    domains: tuple[str, ...] = ()  # the domains the rows come from
+    release: dict | None = None  # release, name, version, manifest_sha256, split, domain, role
+
+    def reward_of(self, config: IQLConfig) -> np.ndarray:
+        """The reward column ``config.reward`` names."""
+        if config.reward == "utility":
+            if self.utility_rewards is None:
+                raise InputError("these transitions have no utility_reward; train with reward 'shaped'", field="reward")
+            return self.utility_rewards
+        return self.rewards
+
+    def done_of(self, config: IQLConfig) -> np.ndarray:
+        """Where the TD target does not bootstrap: terminations, and the turn limit unless it bootstraps."""
+        if config.truncation_bootstraps or self.truncated is None:
+            return self.terminated
+        return self.terminated | self.truncated
 
 
 def load_transitions(release: str | Path, split: str = "train", domain: str = "all",
@@ -115,8 +141,8 @@ def load_transitions(release: str | Path, split: str = "train", domain: str = "a
     if not any((release / "data" / "transitions").glob(f"{split}-*.parquet")):
         raise InputError(f"release {release} has no {split!r} split in its transitions config", field="split")
     table = load_release_dataset(release, "transitions", split).with_format("numpy")
-    columns = table.select_columns(["domain", "role", "persona", "state", "action", "reward", "next_state",
-                                    "terminated"])[:]
+    columns = table.select_columns(["episode_id", "domain", "role", "persona", "state", "action", "reward",
+                                    "utility_reward", "next_state", "terminated", "truncated"])[:]
     keep = (columns["role"] == role) & ((columns["domain"] == domain) if domain != "all" else True)
     if not keep.any():
         raise InputError(f"release {release} has no {role} transitions for domain {domain!r} in split {split!r} "
@@ -137,6 +163,9 @@ def load_transitions(release: str | Path, split: str = "train", domain: str = "a
         next_states=np.ascontiguousarray(columns["next_state"][keep], dtype=np.float32),
         terminated=columns["terminated"][keep].astype(bool),
         personas=columns["persona"][keep],
+        utility_rewards=columns["utility_reward"][keep].astype(np.float32),
+        truncated=columns["truncated"][keep].astype(bool),
+        episode_ids=columns["episode_id"][keep],
         domains=tuple(sorted(set(columns["domain"][keep].tolist()))),
         release={"release": manifest.get("release", release.name), "name": manifest.get("name"),
                  "version": manifest.get("version"), "manifest_sha256": sha256_file(release / "MANIFEST.json"),
@@ -238,10 +267,35 @@ def batch_indices(config: IQLConfig, rows: int, block: int):
 
 def train_iql(release: str | Path, out_dir: str | Path, domain: str = "all", config: IQLConfig = IQLConfig(),
               progress: bool = True, resume: bool = True, role: str = "focal", device: str = "auto",
-              threads: int | None = None) -> Path:
-    """Train on ``release``'s train transitions into ``out_dir`` (see :func:`fit_iql`). Returns ``out_dir``."""
-    return fit_iql(load_transitions(release, "train", domain, role), out_dir, config, progress, resume, device,
-                   threads)
+              threads: int | None = None, temperature: float | None = None) -> Path:
+    """Train on ``release``'s train transitions into ``out_dir`` (see :func:`fit_iql`), then choose the
+    extraction temperature on the release's validation tasks (or record ``temperature`` as given).
+    Returns ``out_dir``."""
+    out = fit_iql(load_transitions(release, "train", domain, role), out_dir, config, progress, resume, device,
+                  threads)
+    record_extraction(out, METADATA, lambda folder, t: IQLSelector.load(folder, t), release, domain, role,
+                      temperature)
+    return out
+
+
+def record_extraction(run: Path, metadata_file: str, load, release: str | Path, domain: str, role: str,
+                      temperature: float | None) -> None:
+    """Write the run's extraction temperature: ``temperature`` when given, else the one chosen on validation.
+    A run that already records one keeps it (resuming a finished run changes nothing)."""
+    from .validation import ValidationSet, choose_temperature
+
+    metadata = json.loads((run / metadata_file).read_text())
+    if temperature is None and "extraction" in metadata:
+        return
+    if temperature is not None:
+        if not (temperature >= 0 and math.isfinite(temperature)):
+            raise InputError(f"temperature must be a number >= 0, got {temperature}", field="temperature")
+        metadata["extraction"] = {"temperature": float(temperature), "chosen_on": "given"}
+        tmp = run / f".{metadata_file}.tmp"
+        tmp.write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, run / metadata_file)
+        return
+    choose_temperature(run, load, metadata_file, ValidationSet.of(release, domain, role))
 
 
 def fit_iql(data: Transitions, out_dir: str | Path, config: IQLConfig = IQLConfig(), progress: bool = True,
@@ -299,7 +353,7 @@ def fit_iql(data: Transitions, out_dir: str | Path, config: IQLConfig = IQLConfi
             if done % config.checkpoint_every == 0 and done < config.steps:
                 curves.flush()
                 save_checkpoint(out, run, done, nets, optimizer)
-    _export(out, run, nets, config.steps, means, on)
+    _export(out, run, nets, config.steps, means, on, state_statistics(data, config))
     shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
     return out
 
@@ -309,9 +363,11 @@ def batches(data: Transitions, config: IQLConfig, start: int, device=None):
     import torch
 
     D = STATE_DIM
+    mean, std = state_statistics(data, config)
     table = torch.from_numpy(np.concatenate([
-        data.states, data.next_states, data.rewards[:, None], (~data.terminated)[:, None].astype(np.float32),
-    ], axis=1)).to(device)  # one contiguous row per transition: a batch is one gather
+        (data.states - mean) / std, (data.next_states - mean) / std, data.reward_of(config)[:, None],
+        (~data.done_of(config))[:, None].astype(np.float32),
+    ], axis=1, dtype=np.float32)).to(device)  # one contiguous row per transition: a batch is one gather
     actions = torch.from_numpy(data.actions).to(device)
     for step in range(start, config.steps):
         if step % INDEX_BLOCK == 0 or step == start:
@@ -320,6 +376,15 @@ def batches(data: Transitions, config: IQLConfig, start: int, device=None):
         batch = table.index_select(0, rows)
         yield step, (batch[:, :D], actions.index_select(0, rows), batch[:, 2 * D], batch[:, D:2 * D],
                      batch[:, 2 * D + 1])
+
+
+def state_statistics(data: Transitions, config: IQLConfig) -> tuple[np.ndarray, np.ndarray]:
+    """CORL's state normalisation: the training states' mean and standard deviation (floored at
+    ``STD_EPS``); zeros and ones when ``normalize_states`` is off."""
+    if not config.normalize_states:
+        return np.zeros(STATE_DIM, np.float32), np.ones(STATE_DIM, np.float32)
+    states = data.states.astype(np.float64)
+    return states.mean(axis=0).astype(np.float32), (states.std(axis=0) + STD_EPS).astype(np.float32)
 
 
 def update(nets: dict[str, list], optimizer, batch: tuple, config: IQLConfig, step: int):
@@ -422,13 +487,16 @@ def _restore(out: Path, run: dict, nets: dict, optimizer) -> int:
     return json.loads((folders[-1] / "state.json").read_text())["step"]
 
 
-def _export(out: Path, run: dict, nets: dict, steps: int, losses: list[float], device=None) -> None:
+def _export(out: Path, run: dict, nets: dict, steps: int, losses: list[float], device,
+            statistics: tuple[np.ndarray, np.ndarray]) -> None:
     """The trained selector: ``iql.safetensors`` (``{q1,q2,value,policy}.{weight,bias}.{layer}``, weights
-    (in, out); q1 and q2 are the target critic) and ``iql.json``."""
+    (in, out); q1 and q2 are the target critic; ``state_mean``/``state_std``) and ``iql.json``."""
+    import torch
     from safetensors.torch import save_file
 
     tensors = {exported + key.removeprefix(name): tensor.detach().cpu().contiguous()
                for exported, name in EXPORTED.items() for key, tensor in parameters(nets, (name,)).items()}
+    tensors["state_mean"], tensors["state_std"] = (torch.from_numpy(x) for x in statistics)
     save_file(tensors, out / f".{MODEL}.tmp")
     os.replace(out / f".{MODEL}.tmp", out / MODEL)
     metadata = {**run, "steps": steps, "state_features": list(STATE_FEATURES), "actions": list(GOEMOTIONS),
@@ -438,85 +506,17 @@ def _export(out: Path, run: dict, nets: dict, steps: int, losses: list[float], d
     os.replace(out / f".{METADATA}.tmp", out / METADATA)
 
 
-# ------------------------------------------------------------------------------------------ inference
-
-class IQLSelector(EmotionSchedule):
-    """A trained selector, evaluated with numpy from ``iql.safetensors`` (no torch needed). Also an
-    emotion schedule: the negotiation agents ask :meth:`choose_in` for the emotion of each turn."""
-
-    name = "iql"
-
-    def __init__(self, weights: dict[str, np.ndarray], metadata: dict):
-        self.weights, self.metadata = weights, metadata
-
-    @classmethod
-    def load(cls, folder: str | Path) -> IQLSelector:
-        from safetensors.numpy import load_file
-
-        folder = Path(folder)
-        if not (folder / METADATA).is_file() or not (folder / MODEL).is_file():
-            raise InputError(f"not a trained IQL run: it has no {METADATA} and {MODEL} (train one with "
-                             "`emoneg train iql`)", file=str(folder))
-        metadata = read_json(folder / METADATA, "run metadata")
-        if metadata.get("format") != FORMAT:
-            raise InputError(f"written in format {metadata.get('format')!r}, this toolkit reads {FORMAT!r}",
-                             file=str(folder / METADATA), field="format")
-        if metadata["state_features"] != list(STATE_FEATURES) or metadata["actions"] != list(GOEMOTIONS):
-            raise InputError("trained on a different state or action layout than this toolkit's; retrain it",
-                             file=str(folder / METADATA), field="state_features")
-        weights = load_file(folder / MODEL)
-        missing = [f"{name}.weight.0" for name in EXPORTED if f"{name}.weight.0" not in weights]
-        if missing:
-            raise InputError(f"has no {', '.join(missing)}; it was written by another version of the trainer, "
-                             "retrain it", file=str(folder / MODEL))
-        return cls(weights, metadata)
-
-    def _forward(self, network: str, states) -> np.ndarray:
-        """(n, out) outputs of one exported network."""
-        x = np.asarray(states, dtype=np.float32).reshape(-1, STATE_DIM)
-        layers = sum(1 for key in self.weights if key.startswith(f"{network}.weight."))
-        for i in range(layers):
-            x = x @ self.weights[f"{network}.weight.{i}"] + self.weights[f"{network}.bias.{i}"]
-            if i < layers - 1:
-                x = np.maximum(x, 0)
-        return x
-
-    def q_values(self, states) -> np.ndarray:
-        """min(Q̄₁, Q̄₂)(s, ·), shape (n, 28)."""
-        return np.minimum(self._forward("q1", states), self._forward("q2", states))
-
-    def values(self, states) -> np.ndarray:
-        """V(s), shape (n,)."""
-        return self._forward("value", states)[:, 0]
-
-    def advantages(self, states, actions) -> np.ndarray:
-        """min(Q̄₁, Q̄₂)(s, a) − V(s) for emotion indices (or names) ``actions``, shape (n,)."""
-        actions = np.array([GOEMOTIONS.index(a) if isinstance(a, str) else int(a) for a in np.ravel(actions)])
-        q = self.q_values(states)
-        return q[np.arange(len(q)), actions] - self.values(states)
-
-    def policy_logits(self, states) -> np.ndarray:
-        """π's logits over the 28 emotions, shape (n, 28)."""
-        return self._forward("policy", states)
-
-    def choose_emotions(self, states) -> list[str]:
-        """The policy's most likely emotion in each state (deterministic)."""
-        return [GOEMOTIONS[i] for i in self.policy_logits(states).argmax(axis=1)]
-
-    def choose_in(self, context: TurnContext, turn_index: int, rng: random.Random) -> str:
-        state = state_vector(context.history, context.role, context.task.scenario, context.max_turns)
-        return self.choose_emotions(state)[0]
 
 
 def preferred_emotions(selector: IQLSelector, release: str | Path, split: str = "validation",
                        domain: str = "all") -> dict[str, dict[str, float]]:
-    """Per persona, the share of ``split``'s decisions (of the role the selector was trained for) in which
-    the policy picks each emotion, most picked first."""
+    """Per persona, the expected share of ``split``'s decisions (of the role the selector was trained for) in
+    which the selector shows each emotion at its extraction temperature, most shown first."""
     data = load_transitions(release, split, domain, selector.metadata["data"]["role"])
-    chosen = np.array(selector.choose_emotions(data.states))
+    probabilities = selector.probabilities(data.states)
     shares = {}
     for persona in sorted(set(data.personas.tolist())):
-        names, counts = np.unique(chosen[data.personas == persona], return_counts=True)
-        order = np.argsort(-counts, kind="stable")
-        shares[persona] = {str(names[i]): round(float(counts[i] / counts.sum()), 4) for i in order}
+        mean = probabilities[data.personas == persona].mean(axis=0)
+        order = np.argsort(-mean, kind="stable")
+        shares[persona] = {GOEMOTIONS[i]: round(float(mean[i]), 4) for i in order if mean[i] >= 5e-5}
     return shares

@@ -13,7 +13,7 @@ from pathlib import Path
 from emoneg_bench import __version__, schema
 from emoneg_bench.agents.personas import get_persona, persona_names
 from emoneg_bench.domains import get_domain
-from emoneg_bench.features import STATE_FEATURES
+from emoneg_bench.features import FAMILIES, STATE_FEATURES
 from emoneg_bench.hashing import sha256_file
 
 from . import plan
@@ -85,10 +85,35 @@ def _statistics(root: Path, teacher_role: str) -> dict:
         f"SELECT replace({teacher_role}_agent, 'teacher:fixed-', '') AS emotion, domain, avg({utility}), "
         "avg((ending_name = 'agreement')::INT), avg((ending_name = 'walkaway')::INT), count(*) "
         f"FROM {episodes} WHERE split = 'fixed_emotion_sweep' GROUP BY ALL ORDER BY ALL").fetchall()
+    # headroom for emotion selection, per persona: random emotions (the train split) and each fixed emotion
+    stats["random_by_persona"] = dict(con.sql(
+        f"SELECT persona, avg({utility}) FROM {episodes} WHERE split = 'train' GROUP BY 1 ORDER BY 1").fetchall())
+    stats["sweep_by_persona"] = con.sql(
+        f"SELECT persona, replace({teacher_role}_agent, 'teacher:fixed-', '') AS emotion, avg({utility}), count(*) "
+        f"FROM {episodes} WHERE split = 'fixed_emotion_sweep' GROUP BY ALL ORDER BY ALL").fetchall()
     from emoneg_bench.perception.recognizer import default_recognizer
 
     stats["recognizer"] = default_recognizer().metrics
     return stats
+
+
+def _headroom_rows(stats: dict) -> list[tuple]:
+    """Per persona: random, the overall best fixed emotion, the persona's best fixed emotion, and the gap."""
+    by_persona: dict[str, dict[str, float]] = {}
+    for persona, emotion, u, _ in stats["sweep_by_persona"]:
+        by_persona.setdefault(persona, {})[emotion] = u
+    if not by_persona:
+        return []
+    emotions = sorted({e for scores in by_persona.values() for e in scores})
+    overall = max(emotions, key=lambda e: sum(s.get(e, 0.0) for s in by_persona.values()))
+    rows = []
+    for persona, scores in sorted(by_persona.items()):
+        best = max(scores, key=scores.get)
+        random_ = stats["random_by_persona"].get(persona)
+        rows.append((persona, "—" if random_ is None else f"{random_:.3f}",
+                     f"{scores.get(overall, float('nan')):.3f} ({overall})", f"{scores[best]:.3f} ({best})",
+                     "—" if random_ is None else f"{scores[best] - random_:+.3f}"))
+    return rows
 
 
 def dataset_info(shards: dict[str, dict]) -> list[dict]:
@@ -197,6 +222,7 @@ def _prose(config: BuildConfig, shards: dict[str, dict], stats: dict) -> str:
     sweep_rows = [(emotion, *(sweep_cells.get((emotion, d), "—") for d in sweep_domains))
                   for emotion in dict.fromkeys(emotion for emotion, *_ in stats["sweep"])]
     sweep_n = sum(n for *_, n in stats["sweep"])
+    headroom_rows = _headroom_rows(stats)
     recognizer_rows = [(source, m["n"], f"{m['accuracy']:.1%}", f"{m['family_accuracy']:.1%}")
                        for source, m in stats["recognizer"].items()]
     personas = ", ".join(f"`{p}`" for p in config.corpus_personas)
@@ -252,7 +278,7 @@ WHERE t.role = '{role}' GROUP BY 1 ORDER BY 2;
 |---|---:|---|
 | `episodes` (default) | {rows_by_config['episodes']:,} | one negotiation: scenario, persona, seeds, outcome (ending, agreed value, utility, rounds) and its `turns` |
 | `transitions` | {rows_by_config['transitions']:,} | one {role} decision: state (named features), action (emotion), reward, next state, terminated, truncated, judge score |
-| `sft` | {rows_by_config['sft']:,} | one {role} message as chat `messages` (system prompt with the emotion instruction, transcript, response), with emotion, advantage and judge quality |
+| `sft` | {rows_by_config['sft']:,} | one {role} move as chat `messages` (system prompt with the rules and the structured reply format; the recent transcript with a one-line summary of earlier offers; the emotion instruction; the move as one JSON object `{{"act", "offer", "message"}}`), with emotion, advantage and judge quality |
 | `scenarios` | {rows_by_config['scenarios']:,} | one scenario with its typed fields (union over domains, null where a field is not the domain's) |
 | `tasks` | {rows_by_config['tasks']:,} | one evaluation task: scenario × persona × seed |
 
@@ -286,11 +312,19 @@ scenarios never appear in any trajectory.**
   reads in the text, with `perceived_confidence`.
 - Offers are in the domain unit (`unit` column): days, minutes, or minutes past 9 PM for bedtimes.
   `offer_status` says where a value came from (`structured`: the agent's own channel; `ok`: parsed from text).
-- `state`/`next_state` have {len(STATE_FEATURES)} features, in this order: {', '.join(f'`{f}`' for f in STATE_FEATURES[:7])},
-  then one-hot `opponent_emotion=<label>` and `previous_own_emotion=<label>` over the 28 labels. Offers are in
-  the deciding agent's own utility space (1 = own anchor, 0 = the other side's).
+- `state`/`next_state` have {len(STATE_FEATURES)} named features (no counterparty identity), in this order:
+  {', '.join(f'`{f}`' for f in STATE_FEATURES[:7])}; one-hot `opponent_emotion=<label>` (the last message
+  heard, as perceived) and `previous_own_emotion=<label>` (the last one declared) over the 28 labels; then the
+  emotion history the {opponent} reacts to, per family ({', '.join(f'`{f}`' for f in FAMILIES)}):
+  `own_family_count=<family>` (own messages so far as the {opponent} perceived them),
+  `own_family_recency=<family>` (0.5 to the power of own messages since its latest use; 0 = never),
+  `own_family_streak` (consecutive latest own messages in one family), `response_concession_after=<family>`
+  (the {opponent}'s concession in its reply to our latest message of that family) and one-hot
+  `response_family_after=<family>=<family>` (the family it displayed in that reply). Offers are in the
+  deciding agent's own utility space (1 = own anchor, 0 = the other side's).
 - `reward` = time-weighted net concession (opponent's concession − own, weight 1 → 0.5 over the episode),
   plus the agreement's utility at the end, −0.5 for a walk-away or breakdown, 0 at the turn limit.
+  `utility_reward` = the evaluation metric as a reward: the agreement's utility at the end, 0 otherwise.
 - `advantage` (sft) = discounted return-to-go (γ = 0.99) minus the mean return-to-go at the same turn of the
   same scenario across its emotion seeds (a Monte-Carlo baseline; baselines may recompute it with IQL).
 
@@ -332,6 +366,17 @@ Sustained dominance (anger, annoyance…) overwhelms high-power personas and tri
 walk-aways; pleas help with trusting personas; apology and friendliness invite tougher counterparties.
 
 {_table(("emotion", *sweep_domains), sweep_rows)}
+
+## Headroom for emotion selection
+
+How much choosing emotions can matter, per training persona, with this release's phrasing held fixed: the
+{role}'s mean utility with uniformly random emotions (the `train` split), with the single emotion that is best
+over all personas in the sweep, and with the emotion that is best for that persona (an upper reference that
+knows the persona; a learned selector never sees who it faces). A selector that learns from these trajectories
+should land between random and the reference; `emoneg score --table headroom` measures trained selectors the
+same way on the evaluation tasks.
+
+{_table(("persona", "random", "best fixed overall", "best fixed for the persona", "headroom"), headroom_rows)}
 
 ## Known limitations
 

@@ -57,9 +57,13 @@ class RewardConfig:
     late_weight: float = 0.5  # weight of a concession at the last turn relative to the first (=1)
     agreement_bonus: float = 1.0  # times the agreement's own utility
     walkaway_penalty: float = 0.5
+    concession_weight: float = 1.0  # 0 drops the per-step concession term
 
 
 DEFAULT_REWARDS = RewardConfig()
+# The evaluation metric as a reward: the agreement's own utility at the end, nothing else (a walk-away,
+# a breakdown and the turn limit all score 0, as they do in the utility tables).
+UTILITY_REWARDS = RewardConfig(agreement_bonus=1.0, walkaway_penalty=0.0, concession_weight=0.0)
 
 
 def time_weight(progress: float, config: RewardConfig = DEFAULT_REWARDS) -> float:
@@ -69,12 +73,13 @@ def time_weight(progress: float, config: RewardConfig = DEFAULT_REWARDS) -> floa
 
 def step_reward(own_concession: float, opponent_concession: float, progress: float,
                 config: RewardConfig = DEFAULT_REWARDS) -> float:
-    """Net concession × time weight: ``w(t)·(opponent_concession − own_concession)``.
+    """Net concession × time weight: ``c·w(t)·(opponent_concession − own_concession)``, ``c`` the
+    ``concession_weight``.
 
     Concessions are in the speaker's own space (positive = toward the other side's anchor for one's
     own concession, toward one's own anchor for the opponent's).
     """
-    return time_weight(progress, config) * (opponent_concession - own_concession)
+    return config.concession_weight * time_weight(progress, config) * (opponent_concession - own_concession)
 
 
 def terminal_reward(ending: str, own_utility: float, config: RewardConfig = DEFAULT_REWARDS) -> float:

@@ -40,7 +40,10 @@ from .limits import read_limited, read_text_limited
 
 MANIFEST, CARD = "MANIFEST.json", "README.md"
 FORMAT = 1  # the manifest layout this toolkit reads; manifests written so far carry no "format" key
-SUPPORTED_MAJOR = 1  # release versions this toolkit reads
+SUPPORTED_MAJOR = 2  # release versions this toolkit reads
+# Why an older major version cannot be read, said when one is opened.
+MAJOR_CHANGES = {1: "2.0 added the emotion-history state features and `utility_reward` to `transitions` and writes "
+                    "`sft` in the structured action protocol"}
 SHARD_NAME = re.compile(r"data/(?P<config>[a-z_]+)/(?P<split>\w+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.parquet")
 SHA256 = re.compile(r"[0-9a-f]{64}")
 FRONT_MATTER = re.compile(r"---\n(.*?\n)---\n", flags=re.DOTALL)
@@ -130,8 +133,11 @@ def _parse_manifest(raw: bytes, path: Path) -> dict:
     version = manifest.get("version")
     major = str(version).split(".")[0]
     if not isinstance(version, str) or not major.isdigit() or int(major) != SUPPORTED_MAJOR:
+        why = MAJOR_CHANGES.get(int(major)) if major.isdigit() else None
         raise InputError(f"release {manifest.get('release', path.parent.name)} has version {version or 'none'}; "
-                         f"this toolkit reads version {SUPPORTED_MAJOR}.x releases", file=where, field="version")
+                         f"this toolkit reads version {SUPPORTED_MAJOR}.x releases"
+                         + (f" ({why}; rebuild it with `emoneg build`, or read it with `datasets` alone)" if why else ""),
+                         file=where, field="version")
     if not isinstance(manifest.get("release"), str) or not manifest["release"]:
         raise InputError(f"has no release name; {CHECK_HINT}", file=where, field="release")
     builder = manifest.get("builder_config")

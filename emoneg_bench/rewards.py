@@ -2,7 +2,9 @@
 
 Reward of a decision = ``formulas.step_reward`` of the speaker's own concession in that message and the
 opponent's concession in its reply, plus ``formulas.terminal_reward`` when the episode ends at that
-message or the reply. Termination (agreement, walk-away, breakdown) and truncation (turn limit) are
+message or the reply. Each decision also carries ``utility_reward``, the same with
+``formulas.UTILITY_REWARDS``: the agreement's own utility at the end and 0 everywhere else, i.e. the
+evaluation metric itself (a trainer chooses between the two on validation). Termination (agreement, walk-away, breakdown) and truncation (turn limit) are
 kept apart as in D4RL/Minari.
 """
 
@@ -25,6 +27,7 @@ class Decision:
     own_concession: float
     opponent_concession: float
     reward: float
+    utility_reward: float
     next_state: np.ndarray
     terminated: bool
     truncated: bool
@@ -57,10 +60,13 @@ def episode_decisions(episode: Episode, role: Role = Role.FOCAL,
         # the opponent's standing offer seen from our side is 1 − its own position
         opponent_concession = opponent.standing(turn + 1) - opponent.standing(reply_end)
         reward = formulas.step_reward(own_concession, opponent_concession, turn / episode.max_turns, config)
+        utility_reward = 0.0
         is_last = index == len(own_turns) - 1
         terminated = ended and is_last and len(history) - 1 <= turn + 1
         if terminated:
-            reward += formulas.terminal_reward(episode.outcome.ending, own_utility(episode, role), config)
+            utility = own_utility(episode, role)
+            reward += formulas.terminal_reward(episode.outcome.ending, utility, config)
+            utility_reward = formulas.terminal_reward(episode.outcome.ending, utility, formulas.UTILITY_REWARDS)
         decisions.append(Decision(
             turn=turn,
             state=states[index],
@@ -68,6 +74,7 @@ def episode_decisions(episode: Episode, role: Role = Role.FOCAL,
             own_concession=own_concession,
             opponent_concession=opponent_concession,
             reward=reward,
+            utility_reward=utility_reward,
             next_state=states[index + 1],
             terminated=terminated,
             truncated=is_last and not ended,

@@ -18,6 +18,9 @@ Tables (``score(paths, table=...)``):
   data, ``PAPER_ABLATIONS``; without any, every policy against the anchor),
   the difference in mean utility over shared (split, task_id) with a paired bootstrap CI over tasks.
 - ``tournament``: focal_agent vs counterparty_agent games; Bradley–Terry ratings with bootstrap CIs.
+- ``headroom``: per split and persona, the utility of uniform random emotions (``random=``, default
+  ``teacher``), of each selector, and of an upper reference (``reference=``, default the per-persona best
+  fixed emotion), with the share of the random → reference gap each selector closes.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ from .stats import (
     win_matrix,
 )
 
-TABLES = ("main", "metrics", "emotions", "transfer", "ablation", "tournament")
+TABLES = ("main", "metrics", "emotions", "transfer", "ablation", "tournament", "headroom")
 REQUIRED_COLUMNS = ("episode_id", "task_id", "split", "domain", "persona", "focal_agent", "counterparty_agent",
                     "ending_name", "utility", "rounds", "turns")
 ANCHOR = "vanilla-slm"
@@ -160,9 +163,18 @@ def _connect(paths, policy: str | None = None) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     source = results_source(con, paths, REQUIRED_COLUMNS, policy)  # literal files, checked (leaderboard.results)
     relabel = "" if policy is None else " REPLACE ('" + policy.replace("'", "''") + "' AS focal_agent)"
-    con.sql(f"CREATE VIEW raw AS SELECT *{relabel} FROM {source}")
+    con.sql(f"CREATE VIEW raw0 AS SELECT *{relabel} FROM {source}")
+    # how the policy stated its moves (evaluation provenance); results without the column: unknown
+    protocol = "" if "protocol" in con.sql("SELECT * FROM raw0 LIMIT 0").columns else ", NULL::VARCHAR AS protocol"
+    con.sql(f"CREATE VIEW raw AS SELECT *{protocol} FROM raw0")
     con.sql("CREATE VIEW episodes AS SELECT * FROM raw WHERE ending_name IS DISTINCT FROM 'error'")
     return con
+
+
+def _protocols(con) -> dict[str, str]:
+    """Per policy, the action protocol(s) its episodes were played with (``–`` where not recorded)."""
+    return dict(con.sql("SELECT focal_agent, coalesce(string_agg(DISTINCT protocol, '+' ORDER BY protocol), '–') "
+                        "FROM raw GROUP BY 1").fetchall())
 
 
 def _errors(con) -> dict[str, int]:
@@ -209,11 +221,12 @@ def main_table(con, bootstrap: int, seed: int) -> Table:
     estimates = dict(zip(keys, _utility_estimates([groups[k] for k in keys], bootstrap, seed), strict=True))
     overall = [estimates[p, OVERALL] for p in policies]
     ranks = ranks_with_ties([e.value for e in overall], [e.low for e in overall], [e.high for e in overall])
-    errors = _errors(con)
-    rows = [[rank, policy, *(estimates.get((policy, d)) for d in domains), estimates[policy, OVERALL],
-             len(groups[policy, OVERALL]), errors.get(policy, 0)] for rank, policy in zip(ranks, policies, strict=True)]
+    errors, protocols = _errors(con), _protocols(con)
+    rows = [[rank, policy, protocols.get(policy), *(estimates.get((policy, d)) for d in domains),
+             estimates[policy, OVERALL], len(groups[policy, OVERALL]), errors.get(policy, 0)]
+            for rank, policy in zip(ranks, policies, strict=True)]
     rows.sort(key=lambda r: (r[0], -r[-3].value, r[1]))
-    return Table("main", ["rank", "policy", *domains, OVERALL, "n", "errors"], rows,
+    return Table("main", ["rank", "policy", "protocol", *domains, OVERALL, "n", "errors"], rows,
                  notes=f"Mean utility [{bootstrap}-resample percentile bootstrap 95% CI]; rank ties where the CI "
                        "overlaps the tier leader's; error episodes excluded and counted.")
 
@@ -223,16 +236,25 @@ def metrics_table(con, bootstrap: int, seed: int) -> Table:
     counts = {(p, d): (a, w, r) for p, d, a, w, r in con.sql(
         "SELECT focal_agent, domain, count_if(ending_name = 'agreement'), count_if(ending_name = 'walkaway'), "
         "sum(rounds) FROM episodes GROUP BY ALL").fetchall()}
+    invalid = {(p, d): (m, n) for p, d, m, n in con.sql(
+        "SELECT focal_agent, domain, count_if(t.offer_status = 'invalid'), count(*) "
+        "FROM (SELECT focal_agent, domain, UNNEST(turns) AS t FROM episodes) WHERE t.role = 'focal' "
+        "GROUP BY ALL").fetchall()}
     fidelity = {(p, d): (m, n) for p, d, m, n in con.sql(
         "SELECT focal_agent, domain, count_if(t.perceived_emotion_name = t.declared_emotion_name), count(*) "
         "FROM (SELECT focal_agent, domain, UNNEST(turns) AS t FROM episodes) "
         "WHERE t.role = 'focal' AND t.declared_emotion_name IS NOT NULL GROUP BY ALL").fetchall()}
-    for table in (counts, fidelity):
+    for table in (counts, fidelity, invalid):
         for policy in policies:
             parts = [v for (p, _), v in table.items() if p == policy]
             table[policy, OVERALL] = tuple(sum(x) for x in zip(*parts, strict=True)) if parts else None
     keys = [(p, d) for p in policies for d in [*domains, OVERALL] if (p, d) in groups]
     utilities = _utility_estimates([groups[k] for k in keys], bootstrap, seed)
+    protocols = _protocols(con)
+    breakdowns = {(p, d): n for p, d, n in con.sql(
+        "SELECT focal_agent, domain, count(*) FROM episodes WHERE ending_name = 'breakdown' GROUP BY ALL").fetchall()}
+    for policy in policies:
+        breakdowns[policy, OVERALL] = sum(n for (p, _), n in list(breakdowns.items()) if p == policy)
     errors = {(p, d): n for p, d, n in con.sql(
         "SELECT focal_agent, domain, count(*) FROM raw WHERE ending_name = 'error' GROUP BY ALL").fetchall()}
     rows = []
@@ -240,13 +262,16 @@ def metrics_table(con, bootstrap: int, seed: int) -> Table:
         n = len(groups[policy, domain])
         agreements, walkaways, rounds = counts[policy, domain]
         matches, declared = fidelity.get((policy, domain)) or (0, 0)
+        bad_moves, moves = invalid.get((policy, domain)) or (0, 0)
         domain_errors = (sum(v for (p, _), v in errors.items() if p == policy) if domain == OVERALL
                          else errors.get((policy, domain), 0))
-        rows.append([policy, domain, n, domain_errors, utility, _rate(agreements, n), _rate(walkaways, n),
-                     rounds / n, matches / declared if declared else None])
-    return Table("metrics", ["policy", "domain", "n", "errors", "utility", "agreement", "walkaway", "rounds",
-                             "fidelity"], rows,
-                 notes="Utility: mean [bootstrap 95% CI]; agreement/walk-away: rate [Wilson 95%]; fidelity: share "
+        rows.append([policy, protocols.get(policy), domain, n, domain_errors, utility, _rate(agreements, n),
+                     _rate(walkaways, n), _rate(breakdowns.get((policy, domain), 0), n),
+                     bad_moves / moves if moves else None, rounds / n, matches / declared if declared else None])
+    return Table("metrics", ["policy", "protocol", "domain", "n", "errors", "utility", "agreement", "walkaway",
+                             "breakdown", "invalid_moves", "rounds", "fidelity"], rows,
+                 notes="Utility: mean [bootstrap 95% CI]; agreement/walk-away/breakdown: rate of episodes [Wilson "
+                       "95%]; invalid_moves: share of focal moves that broke the action protocol; fidelity: share "
                        "of declared focal emotions perceived as declared.")
 
 
@@ -285,8 +310,9 @@ def transfer_table(con, bootstrap: int, seed: int, by: str = "split") -> Table:
     policies, values = sorted({p for p, _ in groups}), sorted({v for _, v in groups})
     keys = sorted(groups)
     estimates = dict(zip(keys, _utility_estimates([groups[k] for k in keys], bootstrap, seed), strict=True))
-    rows = [[policy, *(estimates.get((policy, v)) for v in values)] for policy in policies]
-    return Table("transfer", ["policy", *values], rows, notes=f"Mean utility [bootstrap 95% CI] by {by}.")
+    protocols = _protocols(con)
+    rows = [[policy, protocols.get(policy), *(estimates.get((policy, v)) for v in values)] for policy in policies]
+    return Table("transfer", ["policy", "protocol", *values], rows, notes=f"Mean utility [bootstrap 95% CI] by {by}.")
 
 
 def _anchor(policies: Sequence[str]) -> str:
@@ -371,8 +397,63 @@ def tournament_table(con, bootstrap: int, seed: int, anchor: str | None = None) 
                  meta={"anchor": anchor})
 
 
+HEADROOM_RANDOM, HEADROOM_REFERENCE = "teacher", "persona-best-fixed-teacher"
+ALL_PERSONAS = "all"
+
+
+def gap_closed(policy: float, random: float, reference: float) -> float | None:
+    """Share of the random → reference gap a policy closes: ``(U − U_random) / (U_reference − U_random)``;
+    None when the reference does not beat random (no gap to close)."""
+    gap = reference - random
+    return (policy - random) / gap if gap > 1e-9 else None
+
+
+def headroom_table(con, bootstrap: int, seed: int, random: str = HEADROOM_RANDOM,
+                   reference: str = HEADROOM_REFERENCE, policies: Sequence[str] | None = None) -> Table:
+    """Per split and persona: utility of ``random``, of each policy, and of ``reference`` (an upper line that
+    may know the persona), with the share of the random → reference gap each policy closes."""
+    groups = {(split, persona, p): u for split, persona, p, u in
+              _grouped_utilities(con, "split, persona, focal_agent")}
+    present = sorted({p for _, _, p in groups})
+    for name in (random, reference):
+        if name not in present:
+            raise InputError(f"the headroom table needs episodes of {name!r} (random and reference); the files hold: "
+                             f"{', '.join(present)}")
+    middle = [p for p in (policies or present) if p not in (random, reference)]
+    missing = [p for p in middle if p not in present]
+    if missing:
+        raise InputError(f"no episodes of {', '.join(missing)}; the files hold: {', '.join(present)}")
+    order = [random, *middle, reference]
+    for split in sorted({s for s, _, _ in groups}):
+        for policy in order:
+            parts = [u for (s, _, p), u in groups.items() if s == split and p == policy]
+            if parts:
+                groups[split, ALL_PERSONAS, policy] = np.concatenate(parts)
+    cells = sorted(groups)
+    estimates = dict(zip(cells, _utility_estimates([groups[k] for k in cells], bootstrap, seed), strict=True))
+    rows = []
+    for split in sorted({s for s, _, _ in groups}):
+        personas = sorted({q for s, q, _ in groups if s == split and q != ALL_PERSONAS}) + [ALL_PERSONAS]
+        for persona in personas:
+            row_estimates = {p: estimates.get((split, persona, p)) for p in order}
+            base, top = row_estimates[random], row_estimates[reference]
+            row = [split, persona, len(groups.get((split, persona, random), ())), base]
+            for policy in middle:
+                estimate = row_estimates[policy]
+                row += [estimate, gap_closed(estimate.value, base.value, top.value)
+                        if estimate is not None and base is not None and top is not None else None]
+            rows.append([*row, top])
+    columns = ["split", "persona", "n", random]
+    for policy in middle:
+        columns += [policy, f"{policy} gap closed"]
+    return Table("headroom", [*columns, reference], rows,
+                 notes=f"Mean utility [bootstrap 95% CI] per split and persona. 'gap closed' = (policy − {random}) / "
+                       f"({reference} − {random}): 0 is no better than random, 1 matches the reference. The reference "
+                       "may know the persona: an upper line, not a policy.")
+
+
 BUILDERS = {"main": main_table, "metrics": metrics_table, "emotions": emotions_table, "transfer": transfer_table,
-            "ablation": ablation_table, "tournament": tournament_table}
+            "ablation": ablation_table, "tournament": tournament_table, "headroom": headroom_table}
 
 
 def score(paths: Sequence[str | Path] | str | Path, table: str = "main", bootstrap: int = 10000, seed: int = 0,
@@ -381,7 +462,7 @@ def score(paths: Sequence[str | Path] | str | Path, table: str = "main", bootstr
 
     ``policy`` scores every episode as that one policy whatever its ``focal_agent`` (a leaderboard
     entry is one policy). ``options`` go to the table: ``by=`` (transfer), ``pairs=`` (ablation),
-    ``anchor=`` (tournament), ``mode=`` (emotions).
+    ``anchor=`` (tournament), ``mode=`` (emotions), ``random=``/``reference=``/``policies=`` (headroom).
     """
     if table not in BUILDERS:
         raise InputError(f"unknown table {table!r}; expected one of: {', '.join(TABLES)}")

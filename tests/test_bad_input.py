@@ -155,7 +155,7 @@ def case(command: str, name: str, argv, expected: str, holding=None):
 
 
 def lock_of_small_build(ws: Workspace):
-    return folder_lock(ws / "builds" / ".emoneg-trajectories-small-v1.0.0.lock", "emoneg-trajectories-small-v1.0.0")
+    return folder_lock(ws / "builds" / ".emoneg-trajectories-small-v2.0.0.lock", "emoneg-trajectories-small-v2.0.0")
 
 
 def imp(ws, csv, out, *more):
@@ -258,7 +258,7 @@ CASES = [
          r"huge\.yaml: is [\d,]+ bytes, over the 1,048,576-byte limit for a build config; refused before parsing"),
     case("build", "a second build of the same release",
          lambda ws: ["build", CONFIG, "--profile", "small", "--out", str(ws / "builds"), "--quiet"],
-         r"a build of emoneg-trajectories-small-v1\.0\.0 is in progress by PID \d+; this command changed nothing",
+         r"a build of emoneg-trajectories-small-v2\.0\.0 is in progress by PID \d+; this command changed nothing",
          holding=lock_of_small_build),
     case("build", "release already built", lambda ws: ["build", CONFIG, "--profile", "small", "--out",
                                                        str(ws / "releases/genuine"), "--quiet"],

@@ -67,7 +67,7 @@ def one_hot(state: list[float], start: int) -> str | None:
 # ------------------------------------------------------------------------------ the corpus
 
 def test_the_counterparty_config_builds_a_valid_release(release):
-    assert release.name == "emoneg-trajectories-counterparty-small-v1.0.0"
+    assert release.name == "emoneg-trajectories-counterparty-small-v2.0.0"
     assert validate_release(release) == []
     manifest = json.loads((release / "MANIFEST.json").read_text())
     assert manifest["builder_config"]["teacher_role"] == "counterparty"
@@ -112,7 +112,7 @@ def test_actions_and_states_are_the_counterpartys(release):
 
 def test_the_card_describes_the_counterparty_corpus(release):
     card = (release / "README.md").read_text()
-    assert "pretty_name: EmoNeg-Bench counterparty-role trajectories 1.0.0" in card
+    assert "pretty_name: EmoNeg-Bench counterparty-role trajectories 2.0.0" in card
     assert "| `transitions` | " in card and "one counterparty decision" in card
     assert "**Counterparty (teacher)**" in card and "**Focal agents**: the training personas" in card
 

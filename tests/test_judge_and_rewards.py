@@ -85,7 +85,7 @@ def test_state_features_are_named_and_polarity_normalised(engine):
     other = Script([Move("80 days.", offer=80), Move("80 days.", offer=80)])
     episode = engine.play(debt_task(), focal, other)
     state = dict(zip(STATE_FEATURES, state_vector(episode.utterances[:2], Role.FOCAL, episode.task.scenario, 30)))
-    assert len(STATE_FEATURES) == STATE_DIM == 7 + 28 + 28
+    assert len(STATE_FEATURES) == STATE_DIM == 7 + 28 + 28 + 6 + 6 + 1 + 6 + 36
     assert state["progress"] == pytest.approx(2 / 30)
     assert state["own_offer"] == pytest.approx(0.9) and state["opponent_offer"] == pytest.approx(0.3)
     assert state["gap"] == pytest.approx(0.6)
@@ -93,6 +93,13 @@ def test_state_features_are_named_and_polarity_normalised(engine):
     assert state["opponent_concession_speed"] == pytest.approx(0.3)
     assert state["previous_own_emotion=anger"] == 1.0
     assert sum(v for k, v in state.items() if k.startswith("previous_own_emotion=")) == 1.0
+    # the emotion history: one own message, perceived as anger (a dominant family), with its reply seen
+    family = next(k.split("=", 1)[1] for k, v in state.items() if k.startswith("own_family_count=") and v == 1.0)
+    assert sum(v for k, v in state.items() if k.startswith("own_family_count=")) == 1.0
+    assert state[f"own_family_recency={family}"] == 1.0 and state["own_family_streak"] == 1.0
+    # its opening (80) counts from its own anchor, as opponent_concession_speed does
+    assert state[f"response_concession_after={family}"] == pytest.approx(0.3)
+    assert sum(v for k, v in state.items() if k.startswith(f"response_family_after={family}=")) == 1.0
     assert state[f"opponent_emotion={episode.utterances[1].perceived_emotion}"] == 1.0
     later = dict(zip(STATE_FEATURES, state_vector(episode.utterances[:4], Role.FOCAL, episode.task.scenario, 30)))
     assert later["stalemate_count"] == 1

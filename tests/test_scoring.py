@@ -197,7 +197,7 @@ def test_emotions_table_falls_back_to_per_turn_association(tmp_path):
 def test_transfer_table_splits_seen_and_unseen_counterparties(tmp_path):
     rows = [episode("a", 0.6, task="t1"), episode("a", 0.2, task="t2", split="test_unseen_counterparty")]
     table = score(write(tmp_path / "t.parquet", rows), table="transfer", bootstrap=100)
-    assert table.columns == ["policy", "test", "test_unseen_counterparty"]
+    assert table.columns == ["policy", "protocol", "test", "test_unseen_counterparty"]
     (row,) = table.records()
     assert row["test"].value == pytest.approx(0.6) and row["test_unseen_counterparty"].value == pytest.approx(0.2)
 
@@ -274,3 +274,39 @@ def test_real_small_release_has_a_row_per_policy_with_cis_around_the_means(tmp_p
     assert {r["policy"] for r in table.records()} == policies
     for row in table.records():
         assert row["overall"].low <= row["overall"].value <= row["overall"].high
+
+
+def test_the_headroom_table_shows_the_share_of_the_random_to_reference_gap_each_selector_closes(tmp_path):
+    rows = []
+    for persona, (random_, learned, reference) in {"firm": (0.2, 0.3, 0.4), "soft": (0.5, 0.5, 0.9)}.items():
+        for policy, utility in (("teacher", random_), ("iql-teacher", learned), ("persona-best-fixed-teacher", reference)):
+            for i in range(3):
+                rows.append(episode(policy, utility, task=f"{persona}-{i}") | {"persona": persona})
+    table = score(write(tmp_path / "h.parquet", rows), table="headroom", bootstrap=100)
+    assert table.columns == ["split", "persona", "n", "teacher", "iql-teacher", "iql-teacher gap closed",
+                             "persona-best-fixed-teacher"]
+    records = {r["persona"]: r for r in table.records()}
+    assert records["firm"]["iql-teacher gap closed"] == pytest.approx(0.5)
+    assert records["soft"]["iql-teacher gap closed"] == pytest.approx(0.0)
+    # over the split: (0.4 − 0.35) / (0.65 − 0.35)
+    assert records["all"]["iql-teacher gap closed"] == pytest.approx(1 / 6)
+    assert records["all"]["n"] == 6
+    with pytest.raises(InputError, match="needs episodes of 'persona-best-fixed-teacher'"):
+        score(write(tmp_path / "no-ref.parquet", [r for r in rows if r["focal_agent"] != "persona-best-fixed-teacher"]),
+              table="headroom", bootstrap=100)
+
+
+def test_tables_show_each_policys_protocol_and_its_invalid_moves(tmp_path):
+    invalid = [turn(0, "focal", "joy", "joy") | {"offer_status": "invalid"}, turn(1, "counterparty"),
+               turn(2, "focal", "joy", "joy"), turn(3, "counterparty")]
+    rows = [episode("lm", 0.0, "breakdown", task="t0", turns=invalid) | {"protocol": "structured"},
+            episode("lm", 0.5, task="t1") | {"protocol": "structured"},
+            episode("old", 0.5, task="t0") | {"protocol": None}]
+    schema = features("episodes").arrow_schema.append(pa.field("protocol", pa.string()))
+    path = tmp_path / "p.parquet"
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
+    main = {r["policy"]: r for r in score(path, table="main", bootstrap=100).records()}
+    assert main["lm"]["protocol"] == "structured" and main["old"]["protocol"] == "–"
+    metrics = {(r["policy"], r["domain"]): r for r in score(path, table="metrics", bootstrap=100).records()}
+    assert metrics["lm", "overall"]["invalid_moves"] == pytest.approx(1 / 3)
+    assert metrics["lm", "overall"]["breakdown"].value == pytest.approx(0.5)

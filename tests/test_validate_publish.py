@@ -170,7 +170,7 @@ def test_publish_dry_run_describes_the_release_without_the_network(built, no_net
     plan = publish(built, "emoneg/trajectories", dry_run=True)
     files = sum(1 for p in built.rglob("*") if p.is_file())
     assert "https://huggingface.co/datasets/emoneg/trajectories" in plan
-    assert "tag: v1.0.0" in plan
+    assert "tag: v2.0.0" in plan
     assert f"files: {files} (" in plan
 
 
@@ -244,15 +244,15 @@ def test_publish_creates_uploads_and_tags_the_uploaded_commit(built, online):
                                                "create_tag"]
     assert hub.calls[0] == ("HfApi", "hf_x")
     assert hub.calls[2][2] == {"repo_type": "dataset", "exist_ok": True, "private": True}
-    assert hub.calls[3] == ("upload_folder", "Release 1.0.0")
+    assert hub.calls[3] == ("upload_folder", "Release 2.0.0")
     assert hub.calls[4] == ("create_tag", "emoneg/trajectories",
-                            {"tag": "v1.0.0", "repo_type": "dataset", "revision": "abc123"})
-    assert message.endswith("to https://huggingface.co/datasets/emoneg/trajectories and tagged v1.0.0")
+                            {"tag": "v2.0.0", "repo_type": "dataset", "revision": "abc123"})
+    assert message.endswith("to https://huggingface.co/datasets/emoneg/trajectories and tagged v2.0.0")
 
 
 def test_publish_refuses_a_version_already_tagged_on_the_hub(built, online):
-    hub = online(FakeHub(tags=["v1.0.0"]))
-    with pytest.raises(InputError, match="already has tag v1.0.0 and versions are immutable"):
+    hub = online(FakeHub(tags=["v2.0.0"]))
+    with pytest.raises(InputError, match="already has tag v2.0.0 and versions are immutable"):
         publish(built, "emoneg/trajectories")
     assert "upload_folder" not in [call[0] for call in hub.calls]
 

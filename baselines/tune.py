@@ -1,0 +1,95 @@
+"""``emoneg tune``: choose a selector's settings on ``validation`` and keep the winner.
+
+Each candidate (an IQL reward × β × expectile, or a bc-top cut) is trained into ``OUT/candidates/<name>``, gets
+its extraction temperature chosen on the release's validation tasks like every run, and is scored by its best
+validation utility. The winner is copied to ``OUT/<kind>`` (``iql`` or ``bc-top``) with a ``selection`` record
+in its metadata, and ``OUT/selection-<kind>.md``/``.json`` list every candidate's validation numbers. Test
+splits are never read. Finished candidates are reused, so an interrupted tuning resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from emoneg_bench.errors import InputError
+
+# The grids of docs/selector.md: what the reward should follow, how sharply the actor imitates advantages (β),
+# how optimistic the value is (expectile); and how many top episodes behaviour cloning keeps.
+IQL_GRID = {"reward": ("shaped", "utility"), "beta": (3.0, 10.0, 30.0, 100.0), "expectile": (0.7, 0.9)}
+BC_GRID = {"top_fraction": (0.05, 0.1, 0.25, 0.5)}
+
+
+def candidates(base, grid: dict[str, Sequence]) -> list[tuple[str, object]]:
+    """Every combination of ``grid`` applied to the config ``base``, named ``key=value,…`` in grid order."""
+    combos = [((), base)]
+    for key, values in grid.items():
+        combos = [((*name, f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"),
+                   replace(config, **{key: value})) for name, config in combos for value in values]
+    return [(",".join(name) or "default", config) for name, config in combos]
+
+
+def tune(kind: str, release: str | Path, out_dir: str | Path, base=None, grid: dict[str, Sequence] | None = None,
+         role: str = "focal", progress: bool = True, threads: int | None = None,
+         log: Callable[[str], None] = print) -> Path:
+    """Train every candidate of ``grid`` (default ``IQL_GRID`` / ``BC_GRID``), keep the best on validation in
+    ``out_dir/iql`` or ``out_dir/bc-top``. Returns that folder."""
+    if kind == "iql":
+        from .iql import METADATA, IQLConfig, train_iql
+
+        base, grid, folder = base or IQLConfig(), IQL_GRID if grid is None else grid, "iql"
+
+        def train(config, path):
+            return train_iql(release, path, config=config, progress=progress, role=role, threads=threads)
+    elif kind == "bc":
+        from .bc import METADATA, BCConfig, train_bc
+
+        base, grid, folder = base or BCConfig(), BC_GRID if grid is None else grid, "bc-top"
+
+        def train(config, path):
+            return train_bc(release, path, config=config, role=role, progress=progress, threads=threads)
+    else:
+        raise InputError(f"unknown selector kind {kind!r}; expected iql or bc", field="kind")
+    out = Path(out_dir)
+    results = []
+    for name, config in candidates(base, grid):
+        path = out / "candidates" / kind / name
+        log(f"[tune {kind}] {name} …")
+        train(config, path)
+        extraction = json.loads((path / METADATA).read_text())["extraction"]
+        best = extraction["validation_utility"][f"{extraction['temperature']:g}"]
+        results.append({"candidate": name, "temperature": extraction["temperature"], "validation_utility": best,
+                        "by_temperature": extraction["validation_utility"]})
+        log(f"[tune {kind}] {name}: {best:.4f} at temperature {extraction['temperature']:g}")
+    winner = max(results, key=lambda r: r["validation_utility"])  # ties: the first in grid order
+    chosen = out / folder
+    tmp = out / f".{folder}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(out / "candidates" / kind / winner["candidate"], tmp)
+    metadata = json.loads((tmp / METADATA).read_text())
+    metadata["selection"] = {"chosen_on": "validation", "candidate": winner["candidate"], "grid": {
+        k: list(v) for k, v in grid.items()}, "candidates": results}
+    (tmp / METADATA).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
+    shutil.rmtree(chosen, ignore_errors=True)
+    os.replace(tmp, chosen)
+    _write_table(out / f"selection-{kind}", kind, results, winner)
+    return chosen
+
+
+def _write_table(stem: Path, kind: str, results: list[dict], winner: dict) -> None:
+    temperatures = sorted({t for r in results for t in r["by_temperature"]}, key=float)
+    lines = [f"# {kind} settings chosen on validation", "",
+             "| candidate | " + " | ".join(f"T={t}" for t in temperatures) + " | chosen T | best |",
+             "|---|" + "---:|" * (len(temperatures) + 2)]
+    for r in sorted(results, key=lambda r: -r["validation_utility"]):
+        mark = " **(chosen)**" if r is winner else ""
+        lines.append(f"| {r['candidate']}{mark} | " + " | ".join(f"{r['by_temperature'].get(t, float('nan')):.4f}"
+                                                               for t in temperatures)
+                     + f" | {r['temperature']:g} | {r['validation_utility']:.4f} |")
+    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    stem.with_suffix(".json").write_text(json.dumps({"winner": winner["candidate"], "candidates": results},
+                                                    indent=2) + "\n")

@@ -1,0 +1,94 @@
+"""Choosing on ``validation``: play candidate emotion schedules, with the teacher's phrasing bank held fixed,
+on a release's validation tasks and compare their own utility. Every setting of a selector (extraction
+temperature, reward, β, expectile, the behaviour-cloning cut, the best fixed emotion) is chosen here and
+nowhere else; the test splits are only ever evaluated afterwards, once.
+
+Validation tasks are the release's ``validation`` tasks (validation scenarios, training personas). A reference
+that must know a held-out persona (``persona-best-fixed``) is chosen on the validation *scenarios* played
+against that persona, never on test scenarios.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from emoneg_bench.agents.teacher import EmotionSchedule
+from emoneg_bench.errors import InputError
+from emoneg_bench.negotiation import Role, Task
+
+TEMPERATURES = (0.0, 0.25, 0.5, 1.0)  # extraction temperatures tried on validation (0 = argmax)
+HELD_OUT_SEEDS = 3  # seeds per (validation scenario, held-out persona) for the reference's choice
+
+
+@dataclass(frozen=True)
+class ValidationSet:
+    """The tasks candidates are compared on, and how to play them."""
+
+    release: Path
+    tasks: tuple[Task, ...]
+    max_turns: int
+    role: str = "focal"
+
+    @classmethod
+    def of(cls, release: str | Path, domain: str = "all", role: str = "focal",
+           personas: Sequence[str] | None = None) -> ValidationSet:
+        """The release's validation tasks of ``domain``; with ``personas``, the validation scenarios played
+        against exactly those personas (``HELD_OUT_SEEDS`` seeds each) instead."""
+        from emoneg_bench.release import load_release_tasks, max_turns, open_release
+
+        release = Path(release)
+        manifest = open_release(release, ("tasks", "scenarios"))
+        tasks = [t for t in load_release_tasks(release, "validation") if domain in ("all", t.scenario.domain)]
+        if not tasks:
+            raise InputError(f"release {release} has no validation tasks for domain {domain!r}; "
+                             "settings are chosen on validation")
+        if personas is not None:
+            scenarios = list({t.scenario.scenario_id: t.scenario for t in tasks}.values())
+            tasks = [Task(s, p, seed) for s in scenarios for p in personas for seed in range(HELD_OUT_SEEDS)]
+        return cls(release, tuple(tasks), max_turns(manifest), role)
+
+    def utilities(self, schedule: EmotionSchedule, recognizer=None) -> np.ndarray:
+        """Own utility per task (task order) of the phrasing-bank teacher showing ``schedule``'s emotions in
+        ``role`` against each task's persona."""
+        from emoneg_bench.agents.personas import PersonaAgent
+        from emoneg_bench.agents.teacher import TeacherAgent
+        from emoneg_bench.engine import Engine
+        from emoneg_bench.perception.recognizer import default_recognizer
+        from emoneg_bench.rewards import own_utility
+
+        role = Role(self.role)
+        players = {role: TeacherAgent(schedule), role.other: PersonaAgent()}
+        engine = Engine(recognizer or default_recognizer(), self.max_turns)
+        episodes = engine.run(self.tasks, players[Role.FOCAL], players[Role.COUNTERPARTY])
+        return np.array([own_utility(episode, role) for episode in episodes])
+
+    def personas(self) -> np.ndarray:
+        return np.array([t.persona for t in self.tasks])
+
+    def domains(self) -> np.ndarray:
+        return np.array([t.scenario.domain for t in self.tasks])
+
+
+def choose_temperature(run: str | Path, load: Callable[[Path, float], EmotionSchedule], metadata_file: str,
+                       validation: ValidationSet, temperatures: Sequence[float] = TEMPERATURES) -> dict:
+    """Evaluate a trained selector at each extraction temperature on ``validation``, keep the best mean
+    utility (ties: the lower temperature) and record the choice in the run's metadata file under
+    ``extraction``. Returns that record."""
+    run = Path(run)
+    scores = {float(t): float(validation.utilities(load(run, t)).mean()) for t in temperatures}
+    best = max(scores, key=lambda t: (scores[t], -t))
+    record = {"temperature": best, "chosen_on": "validation", "tasks": len(validation.tasks),
+              "validation_utility": {f"{t:g}": round(u, 6) for t, u in scores.items()}}
+    path = run / metadata_file
+    metadata = json.loads(path.read_text())
+    metadata["extraction"] = record
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+    return record
