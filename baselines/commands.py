@@ -9,6 +9,7 @@ from pathlib import Path
 
 from emoneg_bench.backends.http_limits import add_http_options
 from emoneg_bench.outputs import check_output, commit_run_folder, run_folder
+from emoneg_bench.errors import InputError
 
 RELEASE_HELP = "release folder (built with `emoneg build`)"
 
@@ -22,12 +23,72 @@ def _run_folder(args: argparse.Namespace, finished: str, *reads: str | None) -> 
 def _train_iql(args: argparse.Namespace) -> int:
     from .iql import METADATA, IQLConfig, train_iql
 
-    config = IQLConfig(steps=args.steps, seed=args.seed, batch_size=args.batch_size)
+    config = IQLConfig(steps=args.steps, seed=args.seed, batch_size=args.batch_size, beta=args.beta,
+                       expectile=args.expectile, reward=args.reward)
     work = _run_folder(args, METADATA, args.release)
     train_iql(args.release, work, domain=args.domain, config=config, progress=not args.quiet,
-              role=args.role, device=args.device, threads=args.threads)
+              role=args.role, device=args.device, threads=args.threads, temperature=args.temperature)
     commit_run_folder(work, args.out)
-    print(f"wrote IQL selector {args.out}")
+    _report_selector(Path(args.out) / METADATA, "IQL selector")
+    return 0
+
+
+def _train_bc(args: argparse.Namespace) -> int:
+    from .bc import METADATA, BCConfig, train_bc
+
+    config = BCConfig(top_fraction=args.top_fraction, steps=args.steps, seed=args.seed, batch_size=args.batch_size)
+    work = _run_folder(args, METADATA, args.release)
+    train_bc(args.release, work, domain=args.domain, config=config, role=args.role, progress=not args.quiet,
+             temperature=args.temperature, threads=args.threads)
+    commit_run_folder(work, args.out)
+    _report_selector(Path(args.out) / METADATA, "bc-top selector")
+    return 0
+
+
+def _tune(args: argparse.Namespace) -> int:
+    from .bc import BCConfig
+    from .iql import IQLConfig
+    from .tune import tune
+
+    from .tune import BC_GRID, IQL_GRID
+
+    config = IQLConfig if args.kind == "iql" else BCConfig
+    base = config() if args.steps is None else config(steps=args.steps)
+    grid = dict(IQL_GRID if args.kind == "iql" else BC_GRID)
+    given = {"reward": args.reward, "beta": args.beta, "expectile": args.expectile, "top_fraction": args.top_fraction}
+    for key, values in given.items():
+        if values is None:
+            continue
+        if key not in grid:
+            raise InputError(f"--{key.replace('_', '-')} does not apply to tune {args.kind}", field=key)
+        grid[key] = tuple(values)
+    chosen = tune(args.kind, args.release, args.out, base=base, grid=grid, role=args.role,
+                  progress=not args.quiet, threads=args.threads, log=print)
+    _report_selector(chosen / ("iql.json" if args.kind == "iql" else "bc.json"), f"chosen {args.kind} selector")
+    print(f"validation table: {Path(args.out) / f'selection-{args.kind}.md'}")
+    return 0
+
+
+def _report_selector(metadata_file: Path, what: str) -> None:
+    extraction = json.loads(metadata_file.read_text()).get("extraction", {})
+    scores = extraction.get("validation_utility")
+    chosen = (f"; extraction temperature {extraction['temperature']:g} chosen on validation "
+              f"({', '.join(f'T={t}: {u:.3f}' for t, u in scores.items())})" if scores else
+              f"; extraction temperature {extraction.get('temperature', 1):g} (given)")
+    print(f"wrote {what} {metadata_file.parent}{chosen}")
+
+
+def _train_best_fixed(args: argparse.Namespace) -> int:
+    from .comparators import CHOICES, choose_best_fixed
+
+    work = _run_folder(args, CHOICES, args.release)
+    choose_best_fixed(args.release, work, role=args.role, progress=not args.quiet)
+    commit_run_folder(work, args.out)
+    record = json.loads((Path(args.out) / CHOICES).read_text())
+    overall = record["validation_utility"]["overall"]
+    print(f"wrote {Path(args.out) / CHOICES}: best-fixed = {record['best_fixed']} ({overall[record['best_fixed']]:.3f} on "
+          f"{record['validation_tasks']} validation tasks); per domain "
+          + ", ".join(f"{d}: {e}" for d, e in record["best_fixed_domain"].items()))
     return 0
 
 
@@ -77,7 +138,8 @@ def _eval(args: argparse.Namespace) -> int:
                           model=args.model, llm=args.llm) if args.runs else \
         Runs(iql=args.iql, sft=args.sft, jpo=args.jpo, emotion_free=args.emotion_free, model=args.model, llm=args.llm)
     request = EvalRequest(args.policy, Path(args.release), args.split, args.domain, args.counterparty, args.limit,
-                          args.label, args.batch_size, args.max_new_tokens, args.temperature, args.seed)
+                          args.label, args.batch_size, args.max_new_tokens, args.temperature, args.seed,
+                          args.protocol)
     summary = evaluate(request, args.out, runs, progress=not args.quiet)
     print(json.dumps(summary) if args.json else
           f"{summary['policy']} on {summary['split']}: {summary['episodes']} episodes, mean utility "
@@ -112,6 +174,9 @@ def _positive_fraction(text: str) -> float:
 
 def register(commands, command) -> None:
     """Add the baselines' commands; ``command(subparsers, name, help, examples, handler)`` makes one."""
+    from .iql import IQLConfig  # no torch at import time
+
+    iql_defaults = IQLConfig()
     train = commands.add_parser("train", help="train the baselines: IQL selector, LoRA-SFT, JPO",
                                 description="Train the EmoDistill components on a release.",
                                 epilog="examples:\n  emoneg train iql --release R --out runs/iql\n"
@@ -121,7 +186,7 @@ def register(commands, command) -> None:
     trainers = train.add_subparsers(dest="trainer", required=True, metavar="TRAINER")
 
     iql = command(trainers, "iql", "discrete-action IQL emotion selector on the release's transitions",
-                  "  emoneg train iql --release releases/emoneg-trajectories-v1.0.0 --out runs/iql\n"
+                  "  emoneg train iql --release releases/emoneg-trajectories-v2.0.0 --out runs/iql\n"
                   "  emoneg train iql --release R --domain debt --steps 5000 --out runs/iql-debt\n"
                   "  emoneg train iql --release R --device cpu --threads 1 --out runs/iql\n", _train_iql)
     sft = command(trainers, "sft", "LoRA-SFT of the SLM on the top-K%% focal turns by IQL advantage",
@@ -133,7 +198,12 @@ def register(commands, command) -> None:
                   "  emoneg train jpo --release R --sft runs/sft --out runs/jpo\n"
                   "  emoneg train jpo --release R --sft runs/sft --max-examples 512 --max-steps 50 --out runs/jpo\n",
                   _train_jpo)
-    for parser in (iql, sft, jpo):
+    bc = command(trainers, "bc", "bc-top comparator: behaviour cloning of the emotions of the top episodes",
+                 "  emoneg train bc --release R --out runs/bc-top\n"
+                 "  emoneg train bc --release R --top-fraction 0.25 --out runs/bc-top-25\n", _train_bc)
+    best = command(trainers, "best-fixed", "choose the best fixed emotion (overall, per domain, per persona) on "
+                   "validation", "  emoneg train best-fixed --release R --out runs/best-fixed\n", _train_best_fixed)
+    for parser in (iql, sft, jpo, bc, best):
         parser.add_argument("--release", required=True, help=RELEASE_HELP)
         parser.add_argument("--out", required=True, help="run folder (an interrupted run resumes from it)")
         parser.add_argument("--overwrite", action="store_true",
@@ -148,8 +218,21 @@ def register(commands, command) -> None:
     iql.add_argument("--steps", type=int, default=20000, help="gradient steps (default 20000)")
     iql.add_argument("--batch-size", type=int, default=256)
     iql.add_argument("--device", default="auto", help="auto (CUDA when there is one), cpu, cuda or cuda:N")
-    iql.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice; 1 is faster when "
-                                                 "another process shares the cores)")
+    iql.add_argument("--beta", type=float, default=iql_defaults.beta,
+                     help="inverse temperature of the advantage weights (default %(default)s)")
+    iql.add_argument("--expectile", type=float, default=iql_defaults.expectile,
+                     help="expectile of the value regression (default %(default)s)")
+    iql.add_argument("--reward", default=iql_defaults.reward, choices=("shaped", "utility"),
+                     help="shaped: the release's reward; utility: the agreement's utility only (default %(default)s)")
+    for parser in (iql, bc):
+        parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice; 1 is faster "
+                                                        "when another process shares the cores)")
+        parser.add_argument("--temperature", type=float, help="extraction temperature (0 = argmax); default: chosen "
+                                                              "on the release's validation tasks")
+    bc.add_argument("--top-fraction", type=_positive_fraction, default=0.1,
+                    help="share of train episodes kept, by utility (default %(default)s)")
+    bc.add_argument("--steps", type=int, default=10000, help="gradient steps (default %(default)s)")
+    bc.add_argument("--batch-size", type=int, default=256)
     for parser, lr, batch in ((sft, 2e-4, 4), (jpo, 1e-5, 4)):
         parser.add_argument("--lr", type=float, default=lr, help="learning rate (default %(default)s)")
         parser.add_argument("--batch-size", type=int, default=batch)
@@ -168,6 +251,26 @@ def register(commands, command) -> None:
     jpo.add_argument("--epsilon", type=float, default=0.2, help="PPO clip range (0.2)")
     jpo.add_argument("--beta", type=float, default=0.04, help="KL weight (0.04)")
     jpo.add_argument("--max-examples", type=int, help="train on a seeded subsample of the logged turns")
+
+    tn = command(commands, "tune", "choose a selector's settings on validation (IQL: reward × β × expectile; bc: the "
+                 "top-episode cut) and keep the winner",
+                 "  emoneg tune iql --release R --out runs/tune       (winner in runs/tune/iql)\n"
+                 "  emoneg tune bc --release R --out runs/tune        (winner in runs/tune/bc-top)\n"
+                 "  emoneg tune iql --release R --out runs/tune --reward shaped --beta 30 100   (a narrower grid)\n",
+                 _tune)
+    tn.add_argument("kind", choices=("iql", "bc"))
+    tn.add_argument("--release", required=True, help=RELEASE_HELP)
+    tn.add_argument("--out", required=True, help="folder for the candidates, the winner and the validation table")
+    tn.add_argument("--steps", type=int, help="gradient steps per candidate (default: the trainer's)")
+    tn.add_argument("--reward", nargs="+", choices=("shaped", "utility"),
+                    help="IQL rewards to try (default: shaped utility)")
+    tn.add_argument("--beta", nargs="+", type=float, help="IQL β values to try (default: 3 10 30 100)")
+    tn.add_argument("--expectile", nargs="+", type=float, help="IQL expectiles to try (default: 0.7 0.9)")
+    tn.add_argument("--top-fraction", nargs="+", type=float,
+                    help="bc-top cuts to try (default: 0.05 0.1 0.25 0.5)")
+    tn.add_argument("--role", default="focal", choices=("focal", "counterparty"))
+    tn.add_argument("--threads", type=int, help="torch CPU threads")
+    tn.add_argument("--quiet", action="store_true", help="no progress bars")
 
     ev = command(commands, "eval", "run a policy on a release's evaluation tasks; write episodes-schema Parquet",
                  "  emoneg eval --policy teacher --release R --split test --out results/teacher.parquet\n"
@@ -195,7 +298,10 @@ def register(commands, command) -> None:
     ev.add_argument("--limit", type=int, help="evaluate this many tasks per domain, evenly spaced (CPU budgets)")
     ev.add_argument("--label", help="name the policy gets in the results (default the policy name)")
     ev.add_argument("--batch-size", type=int, default=32, help="episodes advanced together (default 32)")
-    ev.add_argument("--max-new-tokens", type=int, default=64)
+    ev.add_argument("--max-new-tokens", type=int, default=96)
+    ev.add_argument("--protocol", default="structured", choices=("structured", "text"),
+                    help="how language-model policies state their moves (default structured: one JSON object per "
+                         "turn, enforced while decoding)")
     ev.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default, reproducible)")
     ev.add_argument("--seed", type=int, default=0, help="sampling seed when --temperature > 0")
     ev.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -206,9 +312,10 @@ def register(commands, command) -> None:
 
     rep = command(commands, "reproduce", "build → train → evaluate → tables → leaderboard site, reusing finished steps",
                   "  emoneg reproduce --profile quick --out runs/demo      (SmolLM2 on CPU, the demo)\n"
+                  "  emoneg reproduce --profile cpu --out runs/cpu         (the full table on 2 CPU cores, < 2 h)\n"
                   "  emoneg reproduce --profile paper --out runs/paper     (full scale, for a GPU)\n"
                   "  (re-running the same command resumes: finished steps are skipped)\n", _reproduce)
-    rep.add_argument("--profile", default="quick", choices=("quick", "paper"))
+    rep.add_argument("--profile", default="quick", choices=("quick", "cpu", "paper"))
     rep.add_argument("--out", required=True, help="run folder (release/, runs/, results/, tables/, site/)")
     rep.add_argument("--model", default="smollm2", help="the SLM (smollm2 or a model folder)")
     rep.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from emoneg_bench.domains import domain_ids
-from emoneg_bench.emotions import emotion_instruction
+from emoneg_bench.emotions import GOEMOTIONS, emotion_instruction
 from emoneg_bench.errors import InputError
 from emoneg_bench.release import load_release_dataset
 
@@ -57,7 +57,7 @@ def columns(dataset, *names: str) -> dict[str, list]:
 def iql_advantages(release: str | Path, rows, iql: str | Path, role: str = "focal", split: str = "train") -> np.ndarray:
     """Q(s, a) − V(s) of the IQL critic for each SFT row (``rows``: its ``episode_id`` and ``turn`` columns),
     matched to the ``role``'s transition by (episode, turn)."""
-    from .iql import IQLSelector
+    from .selector import IQLSelector
 
     selector = IQLSelector.load(iql)
     transitions = load_split(release, "transitions", split, "all", role)
@@ -83,13 +83,23 @@ def top_fraction(rows, advantages: np.ndarray, fraction: float) -> list[int]:
 
 
 def without_emotion(messages: list[dict], emotion: str) -> list[dict]:
-    """The same conversation as an emotion-free negotiator sees it: the emotion instruction removed."""
-    instruction = f" {emotion_instruction(emotion)}"
-    system = messages[0]
-    if system["role"] != "system" or not system["content"].endswith(instruction):
-        raise InputError(f"sft row's system message does not end with the {emotion!r} instruction; "
+    """The same conversation as an emotion-free negotiator sees it: every turn's emotion instruction removed
+    (the prompt ends each of the negotiator's user turns with one)."""
+    last = messages[-2] if messages and messages[-1]["role"] == "assistant" else messages[-1]
+    if last["role"] != "user" or emotion_instruction(emotion) not in last["content"]:
+        raise InputError(f"sft row's last user message does not carry the {emotion!r} instruction; "
                          f"expected a release written by this toolkit", field="messages")
-    return [{"role": "system", "content": system["content"][: -len(instruction)]}, *messages[1:]]
+    return [{"role": m["role"], "content": _strip_instructions(m["content"])} if m["role"] == "user" else m
+            for m in messages]
+
+
+def _strip_instructions(text: str) -> str:
+    for instruction in _INSTRUCTIONS:
+        text = text.replace(f"{instruction} ", "")
+    return text
+
+
+_INSTRUCTIONS = tuple(emotion_instruction(e) for e in GOEMOTIONS)
 
 
 def sft_selection(release: str | Path, *, domain: str = "all", top_k: float = 0.10, iql: str | Path | None = None,

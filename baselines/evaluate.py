@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from emoneg_bench.backends.base import SamplingParams
 from emoneg_bench.errors import EmoNegError, InputError, UnknownNameError
 from emoneg_bench.negotiation import Task
+from emoneg_bench.protocol import DEFAULT_PROTOCOL, check_protocol
 from emoneg_bench.release import load_release_tasks, max_turns, open_release
 
 from .data import check_domain
@@ -19,7 +20,7 @@ from .policies import Policy, Runs, make_policy
 
 EVAL_SPLITS = ("test", "test_unseen_counterparty", "validation")
 PROVENANCE = ("policy", "policy_label", "model", "model_sha256", "adapter_sha256", "selector_sha256",
-              "counterparty", "eval_seed", "release")
+              "protocol", "backend", "counterparty", "eval_seed", "release")
 
 
 @dataclass(frozen=True)
@@ -32,9 +33,10 @@ class EvalRequest:
     limit: int | None = None  # tasks per domain, evenly spaced over the split (CPU budgets)
     label: str | None = None  # the focal_agent written to the rows (default: the policy name)
     batch_size: int = 32
-    max_new_tokens: int = 64
+    max_new_tokens: int = 96
     temperature: float = 0.0  # greedy by default: evaluations are reproducible
     seed: int = 0  # the sampling seed when temperature > 0
+    protocol: str = DEFAULT_PROTOCOL  # how language-model policies state their moves
 
 
 def pick_tasks(tasks: list[Task], domain: str, limit: int | None) -> list[Task]:
@@ -107,7 +109,7 @@ def _policy_counterparty(spec: str, params: SamplingParams | None, focal_runs: R
 def _check_trained_for_counterparty(policy: Policy, spec: str, runs_dir: Path) -> None:
     """Refuse an IQL selector trained on focal decisions: its states are the counterparty's own, but its
     values and choices were learned for the other side of the table."""
-    from .iql import IQLSelector
+    from .selector import IQLSelector
 
     selector = getattr(policy.agent, "schedule", None)
     if isinstance(selector, IQLSelector):
@@ -139,7 +141,8 @@ def evaluate(request: EvalRequest, out: str | Path, runs: Runs | None = None, *,
     if not tasks:
         raise InputError(f"release {request.release} has no {request.split} tasks for domain {request.domain!r}")
     params = SamplingParams(max_new_tokens=request.max_new_tokens, temperature=request.temperature, seed=request.seed)
-    policy: Policy = make_policy(request.policy, runs or Runs(), params)
+    policy: Policy = make_policy(request.policy, replace(runs or Runs(), protocol=check_protocol(request.protocol)),
+                                 params)
     counterparty, who = counterparty_agent(request.counterparty, params, runs)
     engine = Engine(recognizer or default_recognizer(), max_turns(manifest))
     with tqdm(total=len(tasks), unit="ep", desc=f"{request.policy} on {request.split}", disable=not progress) as bar:
@@ -147,7 +150,8 @@ def evaluate(request: EvalRequest, out: str | Path, runs: Runs | None = None, *,
     judge = RubricJudge()
     label = request.label or policy.name
     provenance = {"policy": policy.name, "policy_label": label, "model": None, "model_sha256": None,
-                  "adapter_sha256": None, "selector_sha256": None, **policy.provenance, **who,
+                  "adapter_sha256": None, "selector_sha256": None, "protocol": None, "backend": None,
+                  **policy.provenance, **who,
                   "eval_seed": request.seed, "release": manifest.get("release")}
     rows = []
     for episode in episodes:

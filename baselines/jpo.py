@@ -136,17 +136,28 @@ def _trainer_class():
 
 
 def tokenize(examples: list[dict], tokenizer, max_length: int) -> list[dict]:
-    """Chat-template token ids with the assistant turn's mask (the response the ratio is over)."""
+    """Chat-template token ids with the mask of the response the ratio is over: the last assistant turn (the
+    logged move; earlier assistant turns are the transcript it answered)."""
     rows = []
     for example in examples:
-        encoded = tokenizer.apply_chat_template(example["messages"], tokenize=True, return_dict=True,
-                                                return_assistant_tokens_mask=True)
-        ids, mask = list(encoded["input_ids"])[:max_length], list(encoded["assistant_masks"])[:max_length]
+        ids, mask = response_mask(tokenizer, example["messages"])
+        ids, mask = ids[:max_length], mask[:max_length]
         if sum(mask) == 0:
             continue  # the response was cut off entirely by max_length
         rows.append({"input_ids": ids, "attention_mask": [1] * len(ids), "completion_mask": mask,
                      "advantage": example["advantage"]})
     return rows
+
+
+def response_mask(tokenizer, messages: list[dict]) -> tuple[list[int], list[int]]:
+    """Token ids of the whole conversation and a mask that is 1 on the final assistant message's tokens."""
+    prompt = list(tokenizer.apply_chat_template(messages[:-1], add_generation_prompt=True, tokenize=True,
+                                                return_dict=True)["input_ids"])
+    ids = list(tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"])
+    if ids[: len(prompt)] != prompt:
+        raise InputError("the model's chat template renders a conversation's prompt differently from the start of "
+                         "the whole conversation, so the response cannot be told apart", field="model")
+    return ids, [0] * len(prompt) + [1] * (len(ids) - len(prompt))
 
 
 def disable_dropout(model) -> None:

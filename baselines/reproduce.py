@@ -2,8 +2,8 @@
 counterparties, cross-domain transfer, a tournament) → tables → leaderboard site, in one folder.
 
 Every step writes its output atomically and is skipped when that output already exists, so an
-interrupted run picks up where it stopped. ``quick`` is sized for a 2-core CPU (the demo); ``paper`` is
-the full-scale recipe for a GPU.
+interrupted run picks up where it stopped. ``quick`` is sized for a 2-core CPU in minutes (the demo), ``cpu`` produces the
+full table on 2 CPU cores in under two hours, ``paper`` is the full-scale recipe for a GPU.
 """
 
 from __future__ import annotations
@@ -23,8 +23,13 @@ from .policies import Runs
 CONFIGS = Path(__file__).resolve().parents[1] / "builders" / "configs"
 CONFIG, COUNTERPARTY_CONFIG = CONFIGS / "emoneg-v1.yaml", CONFIGS / "emoneg-v1-counterparty.yaml"
 LM_POLICIES = ("vanilla-slm", "random-emotion", "iql-only", "emodistill-sft", "emodistill", "emotion-free-sft")
-CHEAP_POLICIES = ("teacher", "iql-teacher")  # no language model: every task, in seconds
-TABLES = ("main", "metrics", "ablation", "transfer", "tournament", "emotions")
+# no language model: every task, in seconds; the emotion selectors and their comparators with the phrasing bank
+CHEAP_POLICIES = ("teacher", "iql-teacher", "best-fixed-teacher", "bc-top-teacher")
+REFERENCE = "persona-best-fixed-teacher"  # knows the persona: an upper line of the headroom table only
+TABLES = ("main", "metrics", "ablation", "headroom", "transfer", "tournament", "emotions")
+# selection with the phrasing bank held fixed: the learned selector against random and its comparators
+SELECTION_PAIRS = (("iql-teacher", "teacher"), ("iql-teacher", "best-fixed-teacher"), ("iql-teacher", "bc-top-teacher"),
+                   ("best-fixed-teacher", "teacher"), ("bc-top-teacher", "teacher"))
 
 
 @dataclass(frozen=True)
@@ -46,19 +51,28 @@ class Profile:
     tournament_counterparties: tuple[str, ...] = ("teacher",)
     # policies trained for the counterparty role (on the role-swapped corpus) that the focal policies meet
     counterparty_policies: tuple[str, ...] = ("iql-teacher",)
-    tournament_policies: tuple[str, ...] = CHEAP_POLICIES  # the focal side of the tournament
+    tournament_policies: tuple[str, ...] = CHEAP_POLICIES[:2]  # the focal side of the tournament
+    transfer_iql_steps: int | None = None  # steps of the per-domain selectors (None: iql_steps)
+    bc_steps: int = 10_000
+    sft_top_k: float = 0.10
 
 
 PROFILES = {
-    # SmolLM2 LoRA steps cost ~30 s at batch 4 on 2 cores (≈400-token conversations): the demo trains a few
-    "quick": Profile("quick", "quick", iql_steps=1500, sft_steps=6, sft_batch=2, jpo_steps=4, jpo_examples=16,
-                     lm_limit=1, unseen_limit=1, max_new_tokens=32, batch_size=32, bootstrap=2000,
-                     unseen_policies=("vanilla-slm", "emodistill")),
+    # The demo on 2 CPU cores: a small release (16-message negotiations), a few SmolLM2 LoRA steps on compact
+    # prompts, one task per domain and split for each language-model policy.
+    "quick": Profile("quick", "quick", iql_steps=1500, sft_steps=12, sft_batch=4, jpo_steps=4, jpo_examples=16,
+                     lm_limit=2, unseen_limit=2, max_new_tokens=96, batch_size=32, bootstrap=2000,
+                     unseen_policies=LM_POLICIES, bc_steps=1500),
+    # The table on 2 CPU cores in under 2 hours: the default release, the selector and its comparators on every
+    # task, and every SmolLM2 policy on 20 tasks per domain of both test splits.
+    "cpu": Profile("cpu", None, iql_steps=20000, sft_steps=150, sft_batch=8, jpo_steps=40, jpo_examples=320,
+                   lm_limit=20, unseen_limit=20, max_new_tokens=96, batch_size=80, bootstrap=10000,
+                   unseen_policies=LM_POLICIES, transfer_iql_steps=5000),
     "paper": Profile("paper", None, iql_steps=20000, sft_steps=-1, sft_batch=4, jpo_steps=-1, jpo_examples=None, lm_limit=None,
-                     unseen_limit=None, max_new_tokens=64, batch_size=64, bootstrap=10000,
-                     tournament_counterparties=("teacher", "lm:smollm2"),
+                     unseen_limit=None, max_new_tokens=96, batch_size=64, bootstrap=10000,
+                     unseen_policies=LM_POLICIES, tournament_counterparties=("teacher", "lm:smollm2"),
                      counterparty_policies=("iql-teacher", "emodistill"),
-                     tournament_policies=(*CHEAP_POLICIES, "emodistill")),
+                     tournament_policies=(*CHEAP_POLICIES[:2], "emodistill")),
 }
 
 
@@ -111,6 +125,8 @@ class Pipeline:
         return build(config, folder, progress=self.progress, source=config_file.name)
 
     def train(self, release: Path) -> Runs:
+        from .bc import BCConfig, train_bc
+        from .comparators import choose_best_fixed
         from .iql import train_iql
         from .jpo import train_jpo
         from .sft import train_sft
@@ -119,10 +135,16 @@ class Pipeline:
         iql = self.iql_config()
         self.step("train iql", runs / "iql" / "iql.json",
                   lambda: train_iql(release, runs / "iql", config=iql, progress=self.progress))
+        transfer = replace(iql, steps=self.profile.transfer_iql_steps or iql.steps)
         for domain in self.domains(release):
             self.step(f"train iql on {domain}", runs / f"iql-{domain}" / "iql.json",
-                      lambda d=domain: train_iql(release, runs / f"iql-{d}", domain=d, config=iql,
+                      lambda d=domain: train_iql(release, runs / f"iql-{d}", domain=d, config=transfer,
                                                  progress=self.progress))
+        self.step("choose best-fixed on validation", runs / "best-fixed" / "best_fixed.json",
+                  lambda: choose_best_fixed(release, runs / "best-fixed", progress=self.progress))
+        self.step("train bc-top", runs / "bc-top" / "bc.json",
+                  lambda: train_bc(release, runs / "bc-top", config=BCConfig(steps=self.profile.bc_steps),
+                                   progress=self.progress))
         sft = self.sft_settings()
         self.step("train sft", runs / "sft" / "training.json",
                   lambda: train_sft(release, runs / "sft", model=self.model, iql=runs / "iql", settings=sft,
@@ -145,7 +167,8 @@ class Pipeline:
     def sft_settings(self):
         from .sft import SFTSettings
 
-        return SFTSettings(max_steps=self.profile.sft_steps, batch_size=self.profile.sft_batch)
+        return SFTSettings(max_steps=self.profile.sft_steps, batch_size=self.profile.sft_batch,
+                           top_k=self.profile.sft_top_k)
 
     def jpo_settings(self):
         from .jpo import JPOSettings
@@ -177,7 +200,7 @@ class Pipeline:
         p = self.profile
         base = EvalRequest("teacher", release, max_new_tokens=p.max_new_tokens, batch_size=p.batch_size)
         plan: list[tuple[str, EvalRequest, Runs]] = []
-        for policy in CHEAP_POLICIES:
+        for policy in (*CHEAP_POLICIES, REFERENCE):
             for split in ("test", "test_unseen_counterparty"):
                 plan.append((f"{policy}__{split}", replace(base, policy=policy, split=split), runs))
         for policy in p.lm_policies:
@@ -212,8 +235,14 @@ class Pipeline:
         from leaderboard.scoring import score
 
         tables_dir = self.out / "tables"
-        main = [r for r in results if r.parent == self.results_dir]
+        main = [r for r in results if r.parent == self.results_dir and not r.name.startswith(REFERENCE)]
+        selection = [r for r in results if r.parent == self.results_dir and r.name.startswith((*CHEAP_POLICIES, REFERENCE))]
+        pairs = [p for p in SELECTION_PAIRS]
         which = {"main": (main, {}), "metrics": (main, {}), "ablation": (main, {}),
+                 "headroom": (selection, {}),
+                 "selection-test": ([r for r in selection if r.name.endswith("__test.parquet")], {"pairs": pairs}),
+                 "selection-unseen": ([r for r in selection if r.name.endswith("__test_unseen_counterparty.parquet")],
+                                      {"pairs": pairs}),
                  "transfer": ([r for r in main if r.name.startswith(CHEAP_POLICIES)], {"by": "split"}),
                  "transfer-domains": ([r for r in results if r.parent.name == "transfer"], {"by": "domain"}),
                  "tournament": ([r for r in results if r.parent.name == "tournament"]
@@ -222,7 +251,7 @@ class Pipeline:
                  "emotions": (main, {"mode": "per-turn"})}
         tables_dir.mkdir(parents=True, exist_ok=True)
         for name, (paths, options) in which.items():
-            table = name.split("-")[0]
+            table = "ablation" if name.startswith("selection") else name.split("-")[0]
             rendered = score(paths, table, bootstrap=self.profile.bootstrap, seed=0, **options)
             for fmt in ("md", "csv", "json"):
                 (tables_dir / f"{name}.{fmt}").write_text(rendered.render(fmt) + "\n")
@@ -236,12 +265,12 @@ class Pipeline:
 
         board = self.out / "leaderboard"
         manifest = open_release(release)
-        for policy in CHEAP_POLICIES:
+        for policy in CHEAP_POLICIES[:2]:
             if (board / policy).is_dir():
                 continue
             episodes = _episodes(release, self.results_dir / f"{policy}__test.parquet",
                                  self.results_dir / f"{policy}__test_unseen_counterparty.parquet")
-            metadata = {"name": policy, "contact": "emoneg-bench reproduce", "model": policy,
+            metadata = {"name": policy, "contact": "emoneg-bench reproduce", "model": policy, "protocol": "builtin",
                         "training_data": manifest["version"], "licence": "apache-2.0", "seeds": [0],
                         "description": f"baseline {policy}, evaluated by `emoneg reproduce --profile "
                                        f"{self.profile.name}`"}

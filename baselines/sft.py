@@ -1,8 +1,8 @@
 """LoRA supervised fine-tuning of the expression model with TRL's ``SFTTrainer`` + PEFT.
 
 The examples are the release's top-K% focal turns by advantage (:func:`baselines.data.sft_selection`),
-as the same chat messages the negotiator is prompted with; the loss is on the assistant turn only
-(the model's chat template marks it with ``{% generation %}``). ``emotion=False`` trains the
+as the same chat messages the negotiator is prompted with, given to TRL as prompt–completion pairs so the
+loss is on the logged move only (the final assistant turn; earlier ones are transcript). ``emotion=False`` trains the
 emotion-free ablation on the same turns with the emotion instruction removed.
 
 The loss forms vocabulary logits only where a label is (:func:`trainer_class`): one focal turn of ~60
@@ -14,8 +14,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-
-from emoneg_bench.errors import InputError
 
 from .data import sft_selection
 from .training import (
@@ -77,13 +75,12 @@ def sft_trainer(release: str | Path, out: Path, *, model: str, iql: str | Path |
 
     base = model_folder(model)
     selection = sft_selection(release, domain=domain, top_k=settings.top_k, iql=iql, emotion=emotion, role=role)
-    dataset = Dataset.from_list([{"messages": r["messages"]} for r in selection.rows])
+    # prompt-completion rows: the loss is on the logged move only, not on earlier assistant turns of the transcript
+    dataset = Dataset.from_list([{"prompt": r["messages"][:-1], "completion": r["messages"][-1:]}
+                                 for r in selection.rows])
     model_, tokenizer = load_base(base)
-    if "generation" not in (tokenizer.chat_template or ""):
-        raise InputError(f"model {base}'s chat template has no {{% generation %}} markers, so the loss cannot be "
-                         f"put on the assistant turn only; use `smollm2` or add the markers", field="model")
     args = SFTConfig(
-        output_dir=str(out / CHECKPOINTS), assistant_only_loss=True, max_length=settings.max_length,
+        output_dir=str(out / CHECKPOINTS), completion_only_loss=True, max_length=settings.max_length,
         per_device_train_batch_size=settings.batch_size, gradient_accumulation_steps=settings.gradient_accumulation,
         learning_rate=settings.learning_rate, num_train_epochs=settings.epochs, max_steps=settings.max_steps,
         warmup_steps=settings.warmup_ratio, lr_scheduler_type="cosine", logging_steps=settings.logging_steps,

@@ -83,7 +83,7 @@ def _scenarios_import(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------------- play
 
-def _agent(spec: str, role: str, schedule, backends: dict):
+def _agent(spec: str, role: str, schedule, backends: dict, protocol: str = "structured"):
     """``teacher``, ``persona:NAME`` or ``lm:SPEC`` → an agent (LM backends are shared between roles)."""
     from .agents.personas import PersonaAgent
     from .agents.teacher import TeacherAgent
@@ -99,7 +99,7 @@ def _agent(spec: str, role: str, schedule, backends: dict):
         model = spec.removeprefix("lm:")
         if model not in backends:
             backends[model] = load_backend(model)
-        return LMNegotiator(backends[model], schedule)
+        return LMNegotiator(backends[model], schedule, protocol=protocol)
     raise InputError(f"unknown --{role} {spec!r}; expected teacher, persona:NAME or lm:MODEL")
 
 
@@ -129,8 +129,8 @@ def _play(args: argparse.Namespace) -> int:
     if not 2 <= args.max_turns <= 200:
         raise InputError(f"--max-turns must be between 2 and 200, got {args.max_turns}")
     backends: dict = {}
-    focal = _agent(args.focal, "focal", schedule, backends)
-    other = _agent(counterparty, "counterparty", None, backends)
+    focal = _agent(args.focal, "focal", schedule, backends, args.protocol)
+    other = _agent(counterparty, "counterparty", None, backends, args.protocol)
     task = Task(matches[0], counterparty.split(":", 1)[-1] if counterparty.startswith("persona:") else "lm", args.seed)
     episode = Engine(_recognizer(), max_turns=args.max_turns).play(task, focal, other)
     scores = RubricJudge().score_episode(episode, Role.FOCAL)
@@ -225,6 +225,16 @@ def _score(args: argparse.Namespace) -> int:
     if args.bootstrap < 100:
         raise InputError(f"--bootstrap must be at least 100 resamples, got {args.bootstrap}")
     options = {"by": args.by} if args.table == "transfer" and args.by else {}
+    if args.table == "headroom":
+        options = {k: v for k, v in (("random", args.random), ("reference", args.reference)) if v}
+    if args.pair:
+        if args.table != "ablation":
+            raise InputError("--pair is an option of --table ablation")
+        pairs = [tuple(pair.split(":", 1)) for pair in args.pair]
+        bad = [pair for pair, parsed in zip(args.pair, pairs) if len(parsed) != 2 or not all(parsed)]
+        if bad:
+            raise InputError(f"--pair {bad[0]!r} is not POLICY:BASELINE", field="pair")
+        options = {"pairs": pairs}
     print(score(args.results, args.table, bootstrap=args.bootstrap, seed=args.seed, **options).render(args.format))
     return 0
 
@@ -349,6 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--scenarios", help="scenario file to look the id up in (default: the generated set)")
     play.add_argument("--scenario-seed", type=int, default=0, help="seed of the generated set (default 0)")
     play.add_argument("--max-turns", type=int, default=30)
+    play.add_argument("--protocol", default="structured", choices=("structured", "text"),
+                      help="how language-model agents state their moves: one JSON object per turn, enforced while "
+                           "decoding (structured, the default) or free text read by the offer parser")
     play.add_argument("--json", action="store_true", help="print the episode as JSON")
     add_http_options(play)
 
@@ -376,19 +389,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_http_options(build)  # a builder config's teacher.model may be an endpoint
 
     merge = _command(commands, "merge", "combine the parts of a sharded build into the release",
-                     "  emoneg merge parts/emoneg-trajectories-v1.0.0.part-* --out releases/\n", _merge)
+                     "  emoneg merge parts/emoneg-trajectories-v2.0.0.part-* --out releases/\n", _merge)
     merge.add_argument("parts", nargs="+", help="part folders written by `emoneg build --num-shards`")
     merge.add_argument("--out", required=True, help="folder the release folder is created in")
     merge.add_argument("--source", help="name of the builder config file, recorded in the manifest")
 
     validate = _command(commands, "validate-release", "check a release: card vs files, hashes, features, splits",
-                        "  emoneg validate-release releases/emoneg-trajectories-v1.0.0\n"
+                        "  emoneg validate-release releases/emoneg-trajectories-v2.0.0\n"
                         "  (prints one line per problem and exits 1 when there is any)\n", _validate_release)
     validate.add_argument("release", help="release folder")
 
     publish = _command(commands, "publish", "upload a release to the Hugging Face Hub and tag its version",
-                       "  emoneg publish releases/emoneg-trajectories-v1.0.0 --repo-id my-org/emoneg --dry-run\n"
-                       "  HF_TOKEN=... emoneg publish releases/emoneg-trajectories-v1.0.0 --repo-id my-org/emoneg\n",
+                       "  emoneg publish releases/emoneg-trajectories-v2.0.0 --repo-id my-org/emoneg --dry-run\n"
+                       "  HF_TOKEN=... emoneg publish releases/emoneg-trajectories-v2.0.0 --repo-id my-org/emoneg\n",
                        _publish)
     publish.add_argument("release", help="release folder")
     publish.add_argument("--repo-id", required=True, help="dataset repository, ORG/NAME")
@@ -399,32 +412,39 @@ def build_parser() -> argparse.ArgumentParser:
                      "  emoneg score results/*.parquet --table main\n"
                      "  emoneg score runs/a.parquet runs/b.parquet --table metrics --format csv --bootstrap 10000 "
                      "--seed 0\n"
-                     "  emoneg score releases/emoneg-trajectories-v1.0.0/data/episodes/*.parquet --table emotions\n",
+                     "  emoneg score releases/emoneg-trajectories-v2.0.0/data/episodes/*.parquet --table emotions\n"
+                     "  emoneg score results/*__test*.parquet --table headroom\n"
+                     "  emoneg score results/*.parquet --table ablation --pair iql-teacher:best-fixed-teacher\n",
                      _score)
     score.add_argument("results", nargs="+", help="Parquet files in the episodes schema")
     score.add_argument("--table", default="main",
-                       choices=("main", "metrics", "emotions", "transfer", "ablation", "tournament"))
+                       choices=("main", "metrics", "emotions", "transfer", "ablation", "tournament", "headroom"))
     score.add_argument("--format", default="md", choices=("md", "csv", "json", "latex"))
     score.add_argument("--bootstrap", type=int, default=10000, help="bootstrap resamples (default 10000)")
     score.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     score.add_argument("--by", choices=("split", "domain", "persona", "counterparty_agent"),
                        help="transfer table columns (default split)")
+    score.add_argument("--pair", action="append", metavar="POLICY:BASELINE",
+                       help="ablation: compare these two policies over shared tasks (repeatable; default the paper's "
+                            "pairs present)")
+    score.add_argument("--random", help="headroom: the random-emotion policy (default teacher)")
+    score.add_argument("--reference", help="headroom: the upper reference (default persona-best-fixed-teacher)")
 
     board = commands.add_parser("leaderboard", help="validate and add submissions, build the leaderboard site",
                                 description="Leaderboard submissions: validation and replay verification.",
                                 epilog="examples:\n  emoneg leaderboard validate my-submission/ "
-                                       "--release releases/emoneg-trajectories-v1.0.0\n",
+                                       "--release releases/emoneg-trajectories-v2.0.0\n",
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     board_commands = board.add_subparsers(dest="board_command", required=True, metavar="ACTION")
     check = _command(board_commands, "validate",
                      "check a submission folder and replay every episode against the official counterparties",
-                     "  emoneg leaderboard validate my-submission/ --release releases/emoneg-trajectories-v1.0.0\n"
+                     "  emoneg leaderboard validate my-submission/ --release releases/emoneg-trajectories-v2.0.0\n"
                      "  (a submission is submission.yaml + episodes.parquet on the release's test tasks; exit 2 "
                      "when rejected)\n", _leaderboard_validate)
     check.add_argument("submission", help="submission folder")
     check.add_argument("--release", required=True, help="the release folder the submission was evaluated on")
     add = _command(board_commands, "submit", "validate and replay a submission, then add it to the leaderboard",
-                   "  emoneg leaderboard submit my-submission/ --release releases/emoneg-trajectories-v1.0.0\n"
+                   "  emoneg leaderboard submit my-submission/ --release releases/emoneg-trajectories-v2.0.0\n"
                    "  (writes leaderboard/submissions/NAME/: the replayed episodes as Parquet + entry.json)\n",
                    _leaderboard_submit)
     add.add_argument("submission", help="submission folder")

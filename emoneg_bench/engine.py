@@ -11,7 +11,9 @@ Rules: the focal agent opens, speakers strictly alternate, at most ``max_turns``
   is the new offer: it is the last proposal on the table and at least as good for the other side as
   what it asked for);
 - ``walkaway`` — a side quits;
-- ``breakdown`` — a side sends ``max_failed_offers`` messages in a row without a readable offer;
+- ``breakdown`` — a side sends ``max_failed_offers`` messages in a row without a readable offer (an
+  *invalid move*, a reply that breaks the structured action protocol, counts as one; its offer status is
+  ``invalid``);
 - ``turn_limit`` — ``max_turns`` messages without any of the above (truncation);
 - ``error`` — an agent could not produce a message at all (a failed model request): the episode did
   not really run and is kept out of scores.
@@ -31,6 +33,7 @@ from . import formulas
 from .domains.base import Domain, get_domain
 from .negotiation import Act, Ending, Episode, Move, Outcome, Role, Task, Utterance
 from .perception.offers import OfferStatus, parse_offer
+from .protocol import INVALID
 
 DEFAULT_MAX_TURNS = 30
 READABLE = (OfferStatus.OK, OfferStatus.STRUCTURED)
@@ -169,12 +172,14 @@ class Engine:
         offer, status = move.offer, OfferStatus.STRUCTURED
         if move.error is not None:
             offer, status = None, "error"
+        elif move.invalid is not None:
+            offer, status = None, INVALID
         elif move.act is Act.OFFER and offer is None:
             parsed = parse_offer(move.text, domain.unit, domain.offer_bounds)
             offer, status = parsed.value, parsed.status
         elif move.act is Act.ACCEPT:
             offer = standing  # an acceptance states the value it accepts
-        if offer is None and move.act is not Act.OFFER:
+        if offer is None and move.act is not Act.OFFER and move.invalid is None:
             status = OfferStatus.NO_OFFER
         episode.history.append(Utterance(context.turn, role, move.text, move.act, offer, str(status),
                                          move.declared_emotion, emotion, confidence, move.error))
@@ -187,6 +192,10 @@ class Engine:
 
         if move.error is not None:
             episode.outcome = Outcome(Ending.ERROR, None, 0.0, rounds, role)
+        elif move.invalid is not None:
+            episode.failed_offers[role] += 1
+            if episode.failed_offers[role] >= self.max_failed_offers:
+                episode.outcome = Outcome(Ending.BREAKDOWN, None, 0.0, rounds, role)
         elif move.act is Act.WALKAWAY:
             episode.outcome = Outcome(Ending.WALKAWAY, None, 0.0, rounds, role)
         elif move.act is Act.ACCEPT and standing is not None:

@@ -45,6 +45,7 @@ class Move:
     offer: float | None = None
     declared_emotion: str | None = None
     error: str | None = None  # the agent could not produce a message (e.g. a failed model request)
+    invalid: str | None = None  # why the reply broke the action protocol (an invalid move); its text is the raw reply
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,12 @@ from .emotions import EMOTION_INDEX, GOEMOTIONS
 from .features import STATE_DIM
 from .judge import JudgeScore
 from .negotiation import Ending, Episode, Role, Task
-from .prompts import negotiator_messages
+from .prompts import negotiator_messages, reply_content
+from .protocol import DEFAULT_PROTOCOL
 from .rewards import Decision
 
 CONFIGS = ("episodes", "transitions", "sft", "scenarios", "tasks")
+SFT_PROTOCOL = DEFAULT_PROTOCOL  # the sft config's messages are written in the structured action protocol
 ENDINGS = tuple(str(e) for e in Ending)
 NO_LABEL = -1
 
@@ -81,7 +83,7 @@ def features(config: str):
             "turn": Value("int32"),
             "state": List(Value("float32"), length=STATE_DIM),
             "action": emotion, "action_name": Value("string"),
-            "reward": Value("float32"),
+            "reward": Value("float32"), "utility_reward": Value("float32"),
             "next_state": List(Value("float32"), length=STATE_DIM),
             "terminated": Value("bool"), "truncated": Value("bool"),
             "judge_score": Value("int8"),
@@ -144,7 +146,7 @@ def transition_rows(episode: Episode, split: str, decisions: Sequence[Decision],
         "episode_id": episode.episode_id, "split": split, "domain": scenario.domain,
         "scenario_id": scenario.scenario_id, "persona": episode.task.persona, "role": str(role), "turn": d.turn,
         "state": d.state.tolist(), "action": emotion_id(d.action), "action_name": d.action,
-        "reward": d.reward, "next_state": d.next_state.tolist(),
+        "reward": d.reward, "utility_reward": d.utility_reward, "next_state": d.next_state.tolist(),
         "terminated": d.terminated, "truncated": d.truncated, "judge_score": by_turn.get(d.turn),
     } for d in decisions]
 
@@ -157,11 +159,13 @@ def sft_rows(episode: Episode, split: str, decisions: Sequence[Decision], advant
     rows = []
     for decision, advantage in zip(decisions, advantages, strict=True):
         utterance = episode.utterances[decision.turn]
-        prompt = negotiator_messages(domain, role, scenario, episode.utterances[: decision.turn], decision.action)
+        prompt = negotiator_messages(domain, role, scenario, episode.utterances[: decision.turn], decision.action,
+                                     SFT_PROTOCOL)
         rows.append({
             "episode_id": episode.episode_id, "split": split, "domain": scenario.domain,
             "scenario_id": scenario.scenario_id, "persona": episode.task.persona, "role": str(role),
-            "turn": decision.turn, "messages": [*prompt, {"role": "assistant", "content": utterance.text}],
+            "turn": decision.turn,
+            "messages": [*prompt, {"role": "assistant", "content": reply_content(utterance, SFT_PROTOCOL)}],
             "emotion": emotion_id(decision.action), "emotion_name": decision.action,
             "advantage": advantage, "quality": by_turn.get(decision.turn),
         })

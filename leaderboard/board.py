@@ -19,7 +19,7 @@ from emoneg_bench.hashing import sha256_file
 from emoneg_bench.judge import RubricJudge
 from emoneg_bench.release import open_release
 
-from .submission import EPISODES, METADATA, Report, validate_submission
+from .submission import ENTRY_PROTOCOLS, EPISODES, METADATA, Report, validate_submission
 
 DEFAULT_BOARD = Path("leaderboard") / "submissions"
 ENTRY_METADATA = "entry.json"
@@ -57,7 +57,7 @@ def submit(folder: str | Path, release_dir: str | Path, board: str | Path = DEFA
                 for e, split in zip(report.replayed, _splits(Path(folder)), strict=True)]
         pq.write_table(arrow_table("episodes", rows), staging / EPISODES, compression="zstd")
         manifest = open_release(release_dir)
-        entry = {**metadata, "release": manifest["release"], "release_version": manifest["version"],
+        entry = {"protocol": ENTRY_PROTOCOLS[0], **metadata, "release": manifest["release"], "release_version": manifest["version"],
                  "episodes": len(rows), "episodes_sha256": sha256_file(staging / EPISODES),
                  "verified_by": f"emoneg-bench {__version__} replay", "scores": "recomputed from the replay"}
         (staging / ENTRY_METADATA).write_text(json.dumps(entry, indent=2, sort_keys=True) + "\n")

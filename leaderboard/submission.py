@@ -43,6 +43,9 @@ METADATA_FIELDS: dict[str, type] = {"name": str, "contact": str, "model": str, "
                                     "licence": str, "seeds": list, "description": str}
 FLOAT_COLUMNS = ("agreed_value", "utility")
 FLOAT_TURN_FIELDS = ("offer", "perceived_confidence")
+# optional submission.yaml field: how the agent stated its moves (emoneg_bench.protocol; builtin = a scripted
+# agent with its own structured channel)
+ENTRY_PROTOCOLS = ("unspecified", "structured", "text", "builtin", "other")
 SHOWN = 5  # how many ids, rows or differences one problem lists
 
 
@@ -158,6 +161,10 @@ def check_metadata(path: Path, version: str, release: str) -> list[str]:
     seeds = metadata.get("seeds")
     if isinstance(seeds, list) and not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
         problems.append(f"{METADATA}: field 'seeds' must be a list of integers, got {seeds!r}")
+    protocol = metadata.get("protocol", ENTRY_PROTOCOLS[0])
+    if protocol not in ENTRY_PROTOCOLS:
+        problems.append(f"{METADATA}: field 'protocol' (how the agent stated its moves) must be one of "
+                        f"{', '.join(ENTRY_PROTOCOLS)}, got {protocol!r}")
     training_data = metadata.get("training_data")
     if isinstance(training_data, str) and training_data not in (version, release):
         problems.append(f"{METADATA}: training_data is {training_data!r} but the release is version {version!r} "

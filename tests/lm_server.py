@@ -40,6 +40,7 @@ class RunningServer:
     mode: str
     counts: Counter = field(default_factory=Counter)  # conversation key → requests received
     lock: threading.Lock = field(default_factory=threading.Lock)
+    response_formats: list = field(default_factory=list)  # each request's response_format (None when absent)
 
     @property
     def requests(self) -> int:
@@ -120,6 +121,8 @@ def _handler(server: RunningServer, responder: _Responder, stopping: threading.E
             except ValueError:
                 return self._send(400, {"error": {"message": "request body is not JSON"}})
             seen = server._count(request.get("messages"))
+            with server.lock:
+                server.response_formats.append(request.get("response_format"))
             mode = server.mode
             if mode == "fail-then-ok" and seen <= options["failures"]:
                 status = options["failure_status"]

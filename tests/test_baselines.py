@@ -16,7 +16,7 @@ from baselines.policies import Runs, make_policy, policy_names
 from baselines.sft import SFTSettings, sft_trainer, train_sft
 from baselines.training import on_gpu, sampling_args
 from emoneg_bench.cli import main
-from emoneg_bench.emotions import emotion_instruction
+from emoneg_bench.emotions import GOEMOTIONS, emotion_instruction
 from emoneg_bench.errors import EmoNegError, InputError, UnknownNameError
 from emoneg_bench.release import load_release_tasks
 from emoneg_bench.schema import features
@@ -57,12 +57,16 @@ def test_emotion_free_rows_are_the_same_turns_without_the_instruction(small_rele
     assert [r["advantage"] for r in with_emotion.rows] == [r["advantage"] for r in without.rows]
     for a, b in zip(with_emotion.rows, without.rows):
         instruction = emotion_instruction(a["emotion"])
-        assert instruction in a["messages"][0]["content"] and instruction not in b["messages"][0]["content"]
-        assert a["messages"][1:] == b["messages"][1:]
+        last_user = [m for m in a["messages"] if m["role"] == "user"][-1]["content"]
+        assert last_user.rstrip().endswith(instruction) or instruction in last_user
+        assert not any(i in m["content"] for m in b["messages"] if m["role"] == "user"
+                       for i in map(emotion_instruction, GOEMOTIONS))
+        assert [m["role"] for m in a["messages"]] == [m["role"] for m in b["messages"]]
+        assert [m for m in a["messages"] if m["role"] != "user"] == [m for m in b["messages"] if m["role"] != "user"]
 
 
 def test_removing_an_instruction_that_is_not_there_is_a_clear_error():
-    with pytest.raises(InputError, match="does not end with the 'anger' instruction"):
+    with pytest.raises(InputError, match="does not carry the 'anger' instruction"):
         without_emotion([{"role": "system", "content": "plain"}, {"role": "user", "content": "x"}], "anger")
 
 
@@ -71,11 +75,11 @@ def test_unknown_domain_and_a_manifest_without_a_build_are_clear_errors(small_re
         sft_selection(small_release, domain="mars")
     fake = tmp_path / "fake"
     (fake / "data" / "episodes").mkdir(parents=True)
-    (fake / "MANIFEST.json").write_text(json.dumps({"version": "1.0.0", "release": "fake"}))
+    (fake / "MANIFEST.json").write_text(json.dumps({"version": "2.0.0", "release": "fake"}))
     with pytest.raises(InputError, match="has no builder_config.max_turns"):
         sft_selection(fake)
-    (fake / "MANIFEST.json").write_text(json.dumps({"version": "2.0.0", "release": "fake"}))
-    with pytest.raises(InputError, match="version 2.0.0; this toolkit reads version 1.x"):
+    (fake / "MANIFEST.json").write_text(json.dumps({"version": "3.0.0", "release": "fake"}))
+    with pytest.raises(InputError, match="version 3.0.0; this toolkit reads version 2.x"):
         sft_selection(fake)
 
 
@@ -85,7 +89,7 @@ def test_sft_trains_a_reloadable_adapter_and_the_loss_moves(sft_run, small_relea
     out, run = sft_run
     assert run["steps"] == 6 and run["kind"] == "sft" and run["emotion"] is True
     assert run["losses"][-1] < run["losses"][0] - 0.05
-    assert run["release"] == "emoneg-trajectories-small-v1.0.0"
+    assert run["release"] == "emoneg-trajectories-small-v2.0.0"
     assert (out / "adapter" / "adapter_model.safetensors").is_file()
     assert json.loads((out / "training.json").read_text())["adapter_sha256"] == run["adapter_sha256"]
     from emoneg_bench.backends import load_backend
@@ -177,18 +181,19 @@ def test_length_grouped_batches_carry_less_padding(tmp_path):
     assert padding(grouped) < 1.05 < 1.4 < padding(shuffled)
 
 
-def test_sft_refuses_a_model_without_generation_markers(tmp_path, small_release, tiny_model):
-    import shutil
+def test_sft_and_jpo_put_the_loss_on_the_logged_move_only(tiny_model):
+    """A prompt holds earlier moves as assistant turns; only the final one is the response."""
+    from transformers import AutoTokenizer
 
-    folder = tmp_path / "model"
-    shutil.copytree(tiny_model, folder)
-    (folder / "chat_template.jinja").write_text(
-        "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}")
-    config = json.loads((folder / "tokenizer_config.json").read_text())
-    config.pop("chat_template", None)
-    (folder / "tokenizer_config.json").write_text(json.dumps(config))
-    with pytest.raises(InputError, match="generation"):
-        train_sft(small_release, tmp_path / "out", model=str(folder), settings=FAST_SFT, progress=False)
+    from baselines.jpo import response_mask
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    messages = [{"role": "system", "content": "rules"}, {"role": "user", "content": "open"},
+                {"role": "assistant", "content": "EARLIER MOVE"}, {"role": "user", "content": "their answer"},
+                {"role": "assistant", "content": "LOGGED MOVE"}]
+    ids, mask = response_mask(tokenizer, messages)
+    response = tokenizer.decode([t for t, m in zip(ids, mask) if m])
+    assert "LOGGED MOVE" in response and "EARLIER" not in response and "their answer" not in response
 
 
 # ---- JPO -------------------------------------------------------------------------------------------
@@ -355,14 +360,16 @@ def test_reproduce_runs_the_whole_pipeline_and_resumes(tmp_path, tiny_model):
     from baselines.reproduce import PROFILES, reproduce
 
     profile = replace(PROFILES["quick"], name="test", iql_steps=30, sft_steps=2, jpo_steps=2, jpo_examples=8,
-                      lm_limit=1, unseen_limit=1, max_new_tokens=6, bootstrap=200,
+                      lm_limit=1, unseen_limit=1, max_new_tokens=200, bootstrap=200, bc_steps=30,
                       lm_policies=("vanilla-slm", "iql-only", "emodistill", "emotion-free-sft"),
                       unseen_policies=("emodistill",))
     lines = []
     summary = reproduce(profile, tmp_path / "run", model=str(tiny_model), progress=False, log=lines.append)
     out = tmp_path / "run"
-    for folder in ("iql", "iql-debt", "sft", "emotion-free-sft", "jpo"):
+    for folder in ("iql", "iql-debt", "sft", "emotion-free-sft", "jpo", "best-fixed", "bc-top"):
         assert (out / "runs" / folder).is_dir()
+    # the selector's extraction temperature was chosen on validation
+    assert json.loads((out / "runs" / "iql" / "iql.json").read_text())["extraction"]["chosen_on"] == "validation"
     results = {p.name for p in (out / "results").rglob("*.parquet")}
     assert {"teacher__test.parquet", "iql-teacher__test_unseen_counterparty.parquet", "emodistill__test.parquet",
             "emodistill__test_unseen_counterparty.parquet", "iql-teacher[student].parquet"} <= results
@@ -370,6 +377,14 @@ def test_reproduce_runs_the_whole_pipeline_and_resumes(tmp_path, tiny_model):
     assert {"teacher", "iql-teacher", "vanilla-slm", "emodistill"} <= {r["policy"] for r in main_table["rows"]}
     ablation = json.loads((out / "tables" / "ablation.json").read_text())
     assert ["iql-teacher", "teacher"] in [[r["policy"], r["baseline"]] for r in ablation["rows"]]
+    selection = json.loads((out / "tables" / "selection-unseen.json").read_text())
+    assert ["iql-teacher", "best-fixed-teacher"] in [[r["policy"], r["baseline"]] for r in selection["rows"]]
+    headroom = json.loads((out / "tables" / "headroom.json").read_text())
+    assert {"teacher", "bc-top-teacher gap closed", "persona-best-fixed-teacher"} <= set(headroom["columns"])
+    assert {r["split"] for r in headroom["rows"]} == {"test", "test_unseen_counterparty"}
+    assert "persona-best-fixed-teacher" not in {r["policy"] for r in main_table["rows"]}  # a reference, not a policy
+    metrics = json.loads((out / "tables" / "metrics.json").read_text())
+    assert {r["protocol"] for r in metrics["rows"] if r["policy"] == "emodistill"} == {"structured"}
     transfer = (out / "tables" / "transfer-domains.md").read_text()
     assert "iql-teacher[trained on debt]" in transfer
     tournament = json.loads((out / "tables" / "tournament.json").read_text())

@@ -28,7 +28,7 @@ from emoneg_bench.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "builders" / "configs" / "emoneg-v1.yaml"
-RELEASE = "emoneg-trajectories-small-v1.0.0"
+RELEASE = "emoneg-trajectories-small-v2.0.0"
 # the config file's name is recorded in MANIFEST.json and CHANGELOG.md; `emoneg build` passes it
 
 
@@ -224,18 +224,21 @@ def test_episodes_load_with_datasets_with_their_declared_features(release, tmp_p
     assert len(expected) >= 2
 
 
-def test_transitions_load_with_datasets_with_a_63_feature_state(release, tmp_path):
+def test_transitions_load_with_datasets_with_the_named_state_features(release, tmp_path):
+    from emoneg_bench.features import STATE_DIM
+
     from datasets import ClassLabel, List, Value, load_dataset
 
     transitions = load_dataset(str(release), "transitions", cache_dir=str(tmp_path))
     assert {split: d.num_rows for split, d in transitions.items()} == manifest_rows(release, "transitions")
     assert set(transitions) == {"train", "validation"}
     features = transitions["train"].features
-    assert features["state"] == List(Value("float32"), length=63) == features["next_state"]
+    assert features["state"] == List(Value("float32"), length=STATE_DIM) == features["next_state"]
+    assert features["utility_reward"] == Value("float32")
     assert isinstance(features["action"], ClassLabel) and features["action"].num_classes == 28
     first = transitions["train"][0]
     first_shard = pq.read_table(sorted((release / "data/transitions").glob("train-*.parquet"))[0])
-    assert len(first["state"]) == 63 and first["state"] == first_shard.column("state")[0].as_py()
+    assert len(first["state"]) == STATE_DIM and first["state"] == first_shard.column("state")[0].as_py()
 
 
 def test_tasks_load_with_datasets_with_four_splits(release, tmp_path):
@@ -344,6 +347,24 @@ def test_transitions_and_sft_have_one_row_per_focal_decision(release):
         assert focal_decisions > 0
         assert read_config(release, "transitions", split).num_rows == focal_decisions
         assert read_config(release, "sft", split).num_rows == focal_decisions
+
+
+def test_sft_rows_are_written_in_the_structured_protocol_and_parse_under_its_schema(release):
+    from emoneg_bench.domains import get_domain
+    from emoneg_bench.protocol import Action, parse_action
+
+    scenarios = {}
+    for split in ("train", "validation"):
+        for row in read_config(release, "scenarios", split).to_pylist():
+            domain = get_domain(row["domain"])
+            names = {f for f in domain.scenario_type.__dataclass_fields__}
+            scenarios[row["scenario_id"]] = domain.scenario_type(**{k: v for k, v in row.items() if k in names})
+    rows = read_config(release, "sft", "train").to_pylist()
+    assert rows
+    for row in rows:
+        move = parse_action(row["messages"][-1]["content"], scenarios[row["scenario_id"]])
+        assert isinstance(move, Action), (row["messages"][-1]["content"], move)
+        assert row["messages"][0]["role"] == "system" and "one JSON object" in row["messages"][0]["content"]
 
 
 # ------------------------------------------------------------------------------ bad input

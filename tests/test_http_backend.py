@@ -310,3 +310,24 @@ def test_the_command_line_limits_reach_the_backend_and_the_transcript_says_why_a
     out = capsys.readouterr().out
     assert code == 0 and elapsed < 30  # the 30 s phase timeout never fires: the 1 s deadline does
     assert "could not produce a message (no complete answer within the 1 s deadline from " in out
+
+
+def test_the_schema_goes_in_response_format_and_a_server_that_ignores_it_makes_invalid_moves(recognizer):
+    from emoneg_bench.agents.lm import LMNegotiator
+    from emoneg_bench.agents.personas import PersonaAgent
+    from emoneg_bench.domains import generate_scenarios
+    from emoneg_bench.engine import Engine
+    from emoneg_bench.negotiation import Ending, Role, Task
+    from emoneg_bench.protocol import action_schema
+
+    task = Task(generate_scenarios("debt", 1, seed=0)[0], "conceder", 0)
+    with serve("model") as server:  # no model: it echoes the last user message, never JSON
+        backend = OpenAIChatBackend(server.base_url, "tiny", retries=0)
+        episode = Engine(recognizer).play(task, LMNegotiator(backend, "fixed-anger"), PersonaAgent())
+        formats = list(server.response_formats)
+    assert formats and all(f == {"type": "json_schema", "json_schema": {
+        "name": "move", "strict": True, "schema": action_schema(task.scenario)}} for f in formats)
+    focal = episode.turns_of(Role.FOCAL)
+    assert [u.offer_status for u in focal] == ["invalid"] * 3  # three invalid moves in a row: breakdown
+    assert episode.outcome.ending is Ending.BREAKDOWN
+    assert len(formats) == 2 * len(focal)  # every invalid reply was retried once with a correction

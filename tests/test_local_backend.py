@@ -147,9 +147,9 @@ def test_completion_tokens_never_exceed_max_new_tokens(backend):
 def test_completion_tokens_stop_at_the_first_end_of_sequence(backend):
     eos = backend.tokenizer.eos_token_id
     words = backend.tokenizer("a fair price", add_special_tokens=False)["input_ids"]
-    stopped = backend._decoded([*words, eos, eos, eos])  # a row that finished early is padded with EOS
+    stopped = backend.decoder.decoded([*words, eos, eos, eos])  # a row that finished early is padded with EOS
     assert stopped == Generation("a fair price", completion_tokens=len(words) + 1)
-    assert backend._decoded(words).completion_tokens == len(words)  # hit max_new_tokens without EOS
+    assert backend.decoder.decoded(words).completion_tokens == len(words)  # hit max_new_tokens without EOS
 
 
 def test_a_lora_adapter_loads_and_changes_the_output(backend, talkative_model, lora_adapter):
@@ -174,7 +174,7 @@ def test_a_failed_batch_becomes_errors_not_an_exception(talkative_model, monkeyp
     def out_of_memory(*args, **kwargs):
         raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(backend.model, "generate", out_of_memory)
+    monkeypatch.setattr(backend.model, "forward", out_of_memory)
     generations = backend.generate(_conversations()[:3], GREEDY)
     assert len(generations) == 3
     assert all(not g.ok and g.text is None and "CUDA out of memory" in g.error for g in generations)
@@ -217,3 +217,57 @@ def test_an_unknown_dtype_is_an_input_error(talkative_model):
 def test_an_unknown_device_is_an_input_error(talkative_model):
     with pytest.raises(InputError, match="tpu9"):
         LocalHFBackend(talkative_model, device="tpu9")
+
+
+# ------------------------------------------------------------------ KV reuse across turns and constrained decoding
+
+def _episode_turns(domain: str = "debt") -> list[list[dict[str, str]]]:
+    """Three growing prompts of one negotiation (each extends the previous one), as an LM negotiator sends."""
+    from emoneg_bench.negotiation import Act, Utterance
+
+    scenario = generate_scenarios(domain, 1, seed=5)[0]
+    d = get_domain(domain)
+    history: list = []
+    prompts = []
+    texts_ = ["We need this settled in 20 days.", "That is far too soon; 90 days is what we can do.",
+              "I can stretch to 30 days, no more.", "Let us meet at 75 days."]
+    for turn in range(0, 5, 2):
+        prompts.append(negotiator_messages(d, Role.FOCAL, scenario, history, "anger"))
+        for k in (turn, turn + 1):
+            if k < len(texts_):
+                role = Role.FOCAL if k % 2 == 0 else Role.COUNTERPARTY
+                history.append(Utterance(k, role, texts_[k], Act.OFFER, 20.0 + 10 * k, "structured",
+                                         "anger" if role is Role.FOCAL else None, "neutral", 0.5))
+    return prompts
+
+
+def test_kv_reuse_gives_the_same_greedy_text_as_a_fresh_prefill(talkative_model):
+    fresh = LocalHFBackend(talkative_model, batch_size=4)
+    reusing = LocalHFBackend(talkative_model, batch_size=4)
+    turns = [_episode_turns("debt"), _episode_turns("student")]
+    params = SamplingParams(max_new_tokens=12)
+    for k in range(3):
+        conversations = [episode[k] for episode in turns]
+        expected = texts(fresh.generate(conversations, params))
+        got = texts(reusing.generate(conversations, params, sessions=["debt", "student"]))
+        assert got == expected
+        if k:  # from the second turn on, each episode's prompt started from its cached prefix
+            assert all(len(s.ids) > 20 for s in reusing.decoder.sessions.values())
+    assert set(reusing.decoder.sessions) == {"debt", "student"}
+    reusing.generate([turns[0][0]], params, sessions=["other"])
+    reusing.generate([turns[0][0]], params, sessions=["other"])
+    assert set(reusing.decoder.sessions) == {"other"}  # sessions unused for two calls are dropped
+
+
+def test_the_grammar_forces_a_valid_move_whatever_the_weights(backend):
+    from emoneg_bench.protocol import Action, action_schema, parse_action
+
+    scenarios = [generate_scenarios(domain, 2, seed=7)[1] for domain in domain_ids()]
+    conversations = [negotiator_messages(get_domain(s.domain), Role.FOCAL, s, [], "joy") for s in scenarios]
+    generations = backend.generate(conversations, SamplingParams(max_new_tokens=200),
+                                   schemas=[action_schema(s) for s in scenarios])
+    for generation, scenario in zip(generations, scenarios):
+        action = parse_action(generation.text, scenario)
+        assert isinstance(action, Action), (generation.text, action)
+    unconstrained = texts(backend.generate(conversations, SamplingParams(max_new_tokens=40)))
+    assert not any(isinstance(parse_action(t, s), Action) for t, s in zip(unconstrained, scenarios))

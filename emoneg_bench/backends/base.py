@@ -6,7 +6,7 @@ exception that takes the whole batch down."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": str}
@@ -36,10 +36,17 @@ class Generation:
 
 
 class Backend(ABC):
-    """``name`` identifies the model (and adapter) in records, e.g. ``hf:smollm2-135m-instruct``."""
+    """``name`` identifies the model (and adapter) in records, e.g. ``hf:smollm2-135m-instruct``; ``kind`` the
+    engine that serves it (recorded in provenance)."""
 
     name: str
+    kind: str = "custom"
 
     @abstractmethod
-    def generate(self, conversations: Sequence[Sequence[Message]], params: SamplingParams) -> list[Generation]:
-        """One generation per conversation, in order."""
+    def generate(self, conversations: Sequence[Sequence[Message]], params: SamplingParams,
+                 schemas: Sequence[dict | None] | None = None,
+                 sessions: Sequence[Hashable | None] | None = None) -> list[Generation]:
+        """One generation per conversation, in order. ``schemas``: a JSON schema per conversation (or None) that
+        the reply must follow, enforced while decoding where the backend can (a grammar engine locally,
+        ``response_format`` over HTTP). ``sessions``: a key per conversation (one per live episode) whose next
+        prompt extends this one, so a backend may keep its cache; ignored where there is nothing to keep."""

@@ -3,11 +3,14 @@
 Generation is batched with left padding. Conversations are sorted by prompt length before they are cut
 into batches (less padding) and the outputs are put back in input order.
 
+Decoding (``backends.decoding``) reuses each live episode's key/value cache across its turns when the caller
+names sessions, and enforces a JSON schema per conversation with xgrammar when the caller gives one.
+
 Reproducibility:
 
 - **Greedy** decoding (``temperature == 0``) in float32 gives the same text for a conversation whatever
-  the batch it lands in, so results do not depend on ``batch_size`` or on the other conversations of a
-  call (the tests check batched == unbatched with SDPA attention, the transformers default).
+  the batch it lands in and whether its prefix came from a session cache or a fresh prefill (the tests check
+  batched == unbatched and reused == fresh with SDPA attention, the transformers default).
 - **Sampling** seeds torch with ``params.seed`` at the start of each call, so the same call reproduces,
   but a conversation's sample depends on the batch it shares (random draws are made for the whole
   batch), i.e. on ``batch_size`` and on the other conversations of the call.
@@ -22,7 +25,7 @@ from a checkpoint changes what a run means.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -38,8 +41,11 @@ class LocalHFBackend(Backend):
     """``LocalHFBackend("/models/smollm2", adapter="/runs/lora")`` — a model folder with ``config.json``,
     safetensors weights, a tokenizer and a chat template; no hub access."""
 
+    kind = "transformers"
+
     def __init__(self, model: str | Path, *, adapter: str | Path | None = None, device: str = "auto",
-                 dtype: str = "float32", batch_size: int = 32, name: str | None = None):
+                 dtype: str = "float32", batch_size: int = 32, name: str | None = None, threads: int | None = None,
+                 kv_reuse: bool = True):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
@@ -55,6 +61,11 @@ class LocalHFBackend(Backend):
                              "use float32 (the default) or bfloat16")
         self.dtype = dtype
         self.batch_size = batch_size
+        self.kv_reuse = kv_reuse  # False: every prompt is computed from scratch (sessions are ignored)
+        if threads is not None:
+            if threads < 1:
+                raise InputError(f"threads must be at least 1, got {threads}", field="threads")
+            torch.set_num_threads(threads)
 
         tokenizer = AutoTokenizer.from_pretrained(self.model_path, padding_side="left", local_files_only=True)
         if not tokenizer.chat_template:
@@ -76,6 +87,9 @@ class LocalHFBackend(Backend):
                 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
                 loaded = PeftModel.from_pretrained(loaded, self.adapter_path)
         self.model = loaded.to(self.device).eval()
+        from .decoding import Decoder
+
+        self.decoder = Decoder(self.model, self.tokenizer, self.eos_token_ids, self.device)
 
         self.name = name or f"hf:{self.model_path.name}" + (
             f"+adapter:{self.adapter_path.name}" if self.adapter_path is not None else "")
@@ -90,23 +104,39 @@ class LocalHFBackend(Backend):
     def adapter_sha256(self) -> str | None:
         return weights_sha256(self.adapter_path) if self.adapter_path is not None else None
 
-    def generate(self, conversations: Sequence[Sequence[Message]], params: SamplingParams) -> list[Generation]:
-        """One generation per conversation, in input order. A batch that fails on the device (out of
+    def generate(self, conversations: Sequence[Sequence[Message]], params: SamplingParams,
+                 schemas: Sequence[dict | None] | None = None,
+                 sessions: Sequence[Hashable | None] | None = None) -> list[Generation]:
+        """One generation per conversation, in input order. ``schemas`` (a JSON schema per conversation, or None)
+        constrain decoding; ``sessions`` (a key per conversation, e.g. one per live episode, or None) keep each
+        conversation's keys/values for its next, longer prompt. A batch that fails on the device (out of
         memory…) yields failed ``Generation``s for its conversations; a malformed conversation is a
         ``ValueError`` before anything runs."""
         import torch
 
+        n = len(conversations)
+        schemas = list(schemas) if schemas is not None else [None] * n
+        sessions = list(sessions) if sessions is not None and self.kv_reuse else [None] * n
+        if len(schemas) != n or len(sessions) != n:
+            raise ValueError(f"{n} conversations but {len(schemas)} schemas and {len(sessions)} sessions")
         prompts = [self._prompt(index, conversation) for index, conversation in enumerate(conversations)]
         # The chat template already writes any BOS token: add_special_tokens=False avoids a second one.
         token_ids = self.tokenizer(prompts, add_special_tokens=False)["input_ids"] if prompts else []
-        order = sorted(range(len(prompts)), key=lambda index: len(token_ids[index]))
-        results: list[Generation | None] = [None] * len(prompts)
-        if not params.greedy:
-            torch.manual_seed(params.seed)
+        order = sorted(range(n), key=lambda index: len(token_ids[index]))
+        results: list[Generation | None] = [None] * n
+        generator = None if params.greedy else torch.Generator(device=self.device).manual_seed(params.seed)
+        self.decoder.start_call()
         for start in range(0, len(order), self.batch_size):
             chunk = order[start:start + self.batch_size]
-            for index, generation in zip(chunk, self._generate_batch([token_ids[i] for i in chunk], params)):
+            try:
+                generations = self.decoder.generate([token_ids[i] for i in chunk], params,
+                                                    [schemas[i] for i in chunk], [sessions[i] for i in chunk],
+                                                    generator)
+            except RuntimeError as error:  # CUDA out-of-memory and other device failures
+                generations = [self._failed(error, len(chunk))] * len(chunk)
+            for index, generation in zip(chunk, generations, strict=True):
                 results[index] = generation
+        self.decoder.end_call()
         return results  # type: ignore[return-value]  # every slot is filled
 
     def _prompt(self, index: int, conversation: Sequence[Message]) -> str:
@@ -116,33 +146,14 @@ class LocalHFBackend(Backend):
                              f"got {type(conversation).__name__}")
         return self.tokenizer.apply_chat_template(list(conversation), add_generation_prompt=True, tokenize=False)
 
-    def _generate_batch(self, prompts: list[list[int]], params: SamplingParams) -> list[Generation]:
+    def _failed(self, error: RuntimeError, size: int) -> Generation:
         import torch
 
-        batch = self.tokenizer.pad({"input_ids": prompts}, return_tensors="pt").to(self.device)
-        sampling: dict[str, Any] = (
-            {"do_sample": False} if params.greedy
-            else {"do_sample": True, "temperature": params.temperature, "top_p": params.top_p, "top_k": 0})
-        try:
-            with torch.inference_mode():
-                output = self.model.generate(**batch, max_new_tokens=params.max_new_tokens, **sampling,
-                                             pad_token_id=self.tokenizer.pad_token_id,
-                                             eos_token_id=self.eos_token_ids)
-        except RuntimeError as error:  # CUDA out-of-memory and other device failures; torch.OutOfMemoryError too
-            if self.device.type == "cuda":
-                torch.cuda.empty_cache()
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            failed = Generation(None, error=f"{self.name} failed on a batch of {len(prompts)} on {self.device}: "
-                                            f"{type(error).__name__}: {reason}")
-            return [failed] * len(prompts)
-        new_tokens = output[:, batch["input_ids"].shape[1]:].tolist()
-        return [self._decoded(tokens) for tokens in new_tokens]
-
-    def _decoded(self, tokens: list[int]) -> Generation:
-        """Text and token count up to and including the first end-of-sequence token (the rest is padding)."""
-        end = next((position + 1 for position, token in enumerate(tokens) if token in self.eos_token_ids), len(tokens))
-        text = self.tokenizer.decode(tokens[:end], skip_special_tokens=True).strip()
-        return Generation(text, completion_tokens=end)
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        return Generation(None, error=f"{self.name} failed on a batch of {size} on {self.device}: "
+                                      f"{type(error).__name__}: {reason}")
 
 
 def resolve_device(device: str) -> Any:

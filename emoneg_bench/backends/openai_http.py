@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,6 +37,8 @@ class OpenAIChatBackend(Backend):
     """``base_url`` is the API root, e.g. ``http://127.0.0.1:8000/v1`` (a URL ending in ``/chat/completions``
     is accepted too). The API key is read from ``$<api_key_env>``, else ``$OPENAI_API_KEY``; without either,
     requests carry no ``Authorization`` header (local servers rarely want one)."""
+
+    kind = "http"
 
     def __init__(self, base_url: str, model: str, *, api_key_env: str = "EMONEG_API_KEY", concurrency: int = 8,
                  timeout: float | None = None, retries: int | None = None, backoff: float = 0.5,
@@ -74,7 +76,13 @@ class OpenAIChatBackend(Backend):
         self.deadline = float(self.limits.deadline)
         self.name = name or f"http:{model}@{parts.netloc.rsplit('@', 1)[-1]}"
 
-    def generate(self, conversations: Sequence[Sequence[Message]], params: SamplingParams) -> list[Generation]:
+    def generate(self, conversations: Sequence[Sequence[Message]], params: SamplingParams,
+                 schemas: Sequence[dict | None] | None = None,
+                 sessions: Sequence[Hashable | None] | None = None) -> list[Generation]:
+        """``schemas`` go to the server as ``response_format: {"type": "json_schema", …}`` (vLLM, SGLang,
+        llama.cpp's server and hosted APIs enforce it while decoding; a server that ignores it may answer
+        anything, which the caller checks). ``sessions`` are not sent: servers cache prompt prefixes
+        themselves."""
         import httpx
 
         if not conversations:
@@ -89,16 +97,21 @@ class OpenAIChatBackend(Backend):
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=workers)
         with httpx.Client(timeout=httpx.Timeout(self.timeout), limits=limits, headers=headers) as client, \
                 ThreadPoolExecutor(max_workers=workers, thread_name_prefix="emoneg-http") as pool:
-            futures = [pool.submit(self._complete, client, index, list(messages), params)
+            futures = [pool.submit(self._complete, client, index, list(messages), params,
+                                   schemas[index] if schemas is not None else None)
                        for index, messages in enumerate(conversations)]
             return [future.result() for future in futures]
 
-    def _complete(self, client: Any, index: int, messages: list[Message], params: SamplingParams) -> Generation:
+    def _complete(self, client: Any, index: int, messages: list[Message], params: SamplingParams,
+                  schema: dict | None = None) -> Generation:
         """One conversation: the request, its retries, and the parsed answer (or the final error)."""
         import httpx
 
         payload = {"model": self.model, "messages": messages, "max_tokens": params.max_new_tokens,
                    "temperature": params.temperature, "top_p": params.top_p, "seed": params.seed}
+        if schema is not None:
+            payload["response_format"] = {"type": "json_schema",
+                                          "json_schema": {"name": "move", "strict": True, "schema": schema}}
         attempts = self.retries + 1
         cap = self.limits.response_cap(params.max_new_tokens)
         end = time.monotonic() + self.deadline
