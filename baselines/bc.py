@@ -131,7 +131,7 @@ def fit_bc(data: Transitions, utilities: dict[str, float], out_dir: str | Path, 
             loss.backward()
             optimizer.step()
             if (step + 1) % 100 == 0 or step + 1 == config.steps:
-                losses.append(round(float(loss), 6))
+                losses.append(round(float(loss.detach()), 6))
                 bar.update(step + 1 - bar.n)
 
     out = Path(out_dir)

@@ -59,10 +59,10 @@ EXPORTED = {"q1": "q1_target", "q2": "q2_target", "value": "value", "policy": "p
 
 @dataclass(frozen=True)
 class IQLConfig:
-    """Every hyper-parameter, with CORL's IQL defaults."""
+    """Every hyper-parameter: CORL's IQL defaults except β, chosen on validation (`emoneg tune iql`)."""
 
     expectile: float = 0.7  # τ of the value's expectile regression
-    beta: float = 3.0  # inverse temperature of the advantage weights
+    beta: float = 100.0  # inverse temperature of the advantage weights (chosen on validation: docs/selector.md)
     discount: float = 0.99
     tau: float = 0.005  # Polyak rate of the target critic
     critic_lr: float = 3e-4

@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from emoneg_bench.errors import InputError
 
 # The grids of docs/selector.md: what the reward should follow, how sharply the actor imitates advantages (β),
@@ -66,6 +68,7 @@ def tune(kind: str, release: str | Path, out_dir: str | Path, base=None, grid: d
                         "by_temperature": extraction["validation_utility"]})
         log(f"[tune {kind}] {name}: {best:.4f} at temperature {extraction['temperature']:g}")
     winner = max(results, key=lambda r: r["validation_utility"])  # ties: the first in grid order
+    check = reward_check(release, role=role, discount=base.discount) if kind == "iql" else None
     chosen = out / folder
     tmp = out / f".{folder}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -73,14 +76,56 @@ def tune(kind: str, release: str | Path, out_dir: str | Path, base=None, grid: d
     metadata = json.loads((tmp / METADATA).read_text())
     metadata["selection"] = {"chosen_on": "validation", "candidate": winner["candidate"], "grid": {
         k: list(v) for k, v in grid.items()}, "candidates": results}
+    if check is not None:
+        metadata["selection"]["reward_check"] = check
     (tmp / METADATA).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
     shutil.rmtree(chosen, ignore_errors=True)
     os.replace(tmp, chosen)
-    _write_table(out / f"selection-{kind}", kind, results, winner)
+    _write_table(out / f"selection-{kind}", kind, results, winner, check)
     return chosen
 
 
-def _write_table(stem: Path, kind: str, results: list[dict], winner: dict) -> None:
+def reward_check(release: str | Path, role: str = "focal", split: str = "validation", discount: float = 0.99) -> dict:
+    """Does each offline reward rank episodes the way the evaluation metric (the role's utility) does?
+    Spearman's ρ over the ``split``'s episodes between the discounted return from the first decision and the
+    episode's utility (the sum of its ``utility_reward``, 0 without agreement), per reward."""
+    from .data import columns, load_split
+
+    rows = columns(load_split(release, "transitions", split, "all", role), "episode_id", "turn", "reward",
+                   "utility_reward")
+    order = np.lexsort((np.asarray(rows["turn"]), np.asarray(rows["episode_id"])))
+    episodes = np.asarray(rows["episode_id"])[order]
+    starts = np.flatnonzero(np.r_[True, episodes[1:] != episodes[:-1]])
+    position = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+    weights = discount ** position
+    utility = np.add.reduceat(np.asarray(rows["utility_reward"], dtype=np.float64)[order], starts)
+    check = {"split": split, "episodes": int(len(starts)), "discount": discount, "spearman_vs_utility": {}}
+    for reward, column in (("shaped", "reward"), ("utility", "utility_reward")):
+        returns = np.add.reduceat(np.asarray(rows[column], dtype=np.float64)[order] * weights, starts)
+        check["spearman_vs_utility"][reward] = round(_spearman(returns, utility), 4)
+    return check
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    def ranks(x):  # average ranks for ties
+        sorter = np.argsort(x, kind="stable")
+        ordered = x[sorter]
+        first = np.r_[True, ordered[1:] != ordered[:-1]]
+        group = np.cumsum(first) - 1
+        starts = np.flatnonzero(first)
+        ends = np.r_[starts[1:], len(x)]
+        mean_rank = (starts + ends - 1) / 2.0
+        out = np.empty(len(x))
+        out[sorter] = mean_rank[group]
+        return out
+
+    ra, rb = ranks(a), ranks(b)
+    if ra.std() == 0 or rb.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def _write_table(stem: Path, kind: str, results: list[dict], winner: dict, check: dict | None = None) -> None:
     temperatures = sorted({t for r in results for t in r["by_temperature"]}, key=float)
     lines = [f"# {kind} settings chosen on validation", "",
              "| candidate | " + " | ".join(f"T={t}" for t in temperatures) + " | chosen T | best |",
@@ -90,6 +135,13 @@ def _write_table(stem: Path, kind: str, results: list[dict], winner: dict) -> No
         lines.append(f"| {r['candidate']}{mark} | " + " | ".join(f"{r['by_temperature'].get(t, float('nan')):.4f}"
                                                                for t in temperatures)
                      + f" | {r['temperature']:g} | {r['validation_utility']:.4f} |")
+    if check is not None:
+        rho = check["spearman_vs_utility"]
+        lines += ["", f"Reward check ({check['split']}, {check['episodes']} episodes): Spearman's ρ between each "
+                  f"reward's discounted return and the episode's utility: "
+                  + ", ".join(f"{name} {value:.3f}" for name, value in rho.items()) + "."]
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    stem.with_suffix(".json").write_text(json.dumps({"winner": winner["candidate"], "candidates": results},
-                                                    indent=2) + "\n")
+    record = {"winner": winner["candidate"], "candidates": results}
+    if check is not None:
+        record["reward_check"] = check
+    stem.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")

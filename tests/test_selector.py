@@ -232,3 +232,15 @@ def test_comparators_play_with_the_phrasing_bank(small_release, tmp_path):
     assert declared == {record["best_fixed"]}
     with pytest.raises(InputError, match="needs a trained best-fixed run"):
         make_policy("best-fixed-teacher", Runs())
+
+
+def test_reward_check_ranks_episodes_by_each_rewards_return(small_release):
+    from baselines.tune import _spearman, reward_check
+
+    assert _spearman(np.array([1.0, 2.0, 2.0, 3.0]), np.array([10.0, 30.0, 30.0, 40.0])) == pytest.approx(1.0)
+    assert _spearman(np.array([1.0, 2.0, 3.0]), np.array([3.0, 2.0, 1.0])) == pytest.approx(-1.0)
+    check = reward_check(small_release, split="train")
+    assert check["episodes"] > 0 and set(check["spearman_vs_utility"]) == {"shaped", "utility"}
+    # the utility reward is the metric itself, up to discounting: it must rank episodes almost exactly alike
+    assert check["spearman_vs_utility"]["utility"] > 0.95
+    assert -1.0 <= check["spearman_vs_utility"]["shaped"] <= 1.0
