@@ -57,7 +57,7 @@ def talkative_model(tiny_model, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def backend(talkative_model):
-    return LocalHFBackend(talkative_model, batch_size=4)
+    return LocalHFBackend(talkative_model, batch_size=4, dtype="float32")  # batch-independent greedy text
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def texts(generations: list[Generation]) -> list[str | None]:
 def test_greedy_batched_generation_equals_unbatched(backend, talkative_model):
     conversations = _conversations()
     batched = backend.generate(conversations, GREEDY)
-    one_by_one = LocalHFBackend(talkative_model, batch_size=1).generate(conversations, GREEDY)
+    one_by_one = LocalHFBackend(talkative_model, batch_size=1, dtype="float32").generate(conversations, GREEDY)
     assert texts(batched) == texts(one_by_one)
     assert [g.completion_tokens for g in batched] == [g.completion_tokens for g in one_by_one]
     assert all(g.ok and g.text for g in batched)
@@ -98,8 +98,8 @@ def test_greedy_batched_generation_equals_unbatched(backend, talkative_model):
 def test_greedy_batched_generation_equals_unbatched_with_smollm2(smollm2):
     conversations = _conversations()[:6]
     params = SamplingParams(max_new_tokens=24)
-    batched = LocalHFBackend(smollm2, batch_size=4).generate(conversations, params)
-    one_by_one = LocalHFBackend(smollm2, batch_size=1).generate(conversations, params)
+    batched = LocalHFBackend(smollm2, batch_size=4, dtype="float32").generate(conversations, params)
+    one_by_one = LocalHFBackend(smollm2, batch_size=1, dtype="float32").generate(conversations, params)
     assert texts(batched) == texts(one_by_one)
     assert all(g.ok and g.text for g in batched)
     assert all(0 < g.completion_tokens <= 24 for g in batched)
@@ -209,6 +209,18 @@ def test_float16_on_cpu_is_refused(talkative_model):
         LocalHFBackend(talkative_model, dtype="float16", device="cpu")
 
 
+def test_auto_dtype_is_bfloat16_only_where_the_device_computes_it_natively(talkative_model):
+    from emoneg_bench.backends.local import native_bfloat16
+
+    backend = LocalHFBackend(talkative_model, device="cpu")  # dtype="auto"
+    expected = "bfloat16" if native_bfloat16(backend.device) else "float32"
+    assert backend.dtype == expected and backend.kind == f"transformers-{expected}"
+    assert str(next(backend.model.parameters()).dtype) == f"torch.{expected}"
+    assert LocalHFBackend(talkative_model, dtype="float32").kind == "transformers-float32"
+    generations = backend.generate(_conversations()[:2], GREEDY)
+    assert all(g.ok for g in generations)
+
+
 def test_an_unknown_dtype_is_an_input_error(talkative_model):
     with pytest.raises(InputError, match="float64"):
         LocalHFBackend(talkative_model, dtype="float64")
@@ -242,8 +254,8 @@ def _episode_turns(domain: str = "debt") -> list[list[dict[str, str]]]:
 
 
 def test_kv_reuse_gives_the_same_greedy_text_as_a_fresh_prefill(talkative_model):
-    fresh = LocalHFBackend(talkative_model, batch_size=4)
-    reusing = LocalHFBackend(talkative_model, batch_size=4)
+    fresh = LocalHFBackend(talkative_model, batch_size=4, dtype="float32")
+    reusing = LocalHFBackend(talkative_model, batch_size=4, dtype="float32")
     turns = [_episode_turns("debt"), _episode_turns("student")]
     params = SamplingParams(max_new_tokens=12)
     for k in range(3):
@@ -271,3 +283,26 @@ def test_the_grammar_forces_a_valid_move_whatever_the_weights(backend):
         assert isinstance(action, Action), (generation.text, action)
     unconstrained = texts(backend.generate(conversations, SamplingParams(max_new_tokens=40)))
     assert not any(isinstance(parse_action(t, s), Action) for t, s in zip(unconstrained, scenarios))
+
+
+def test_the_decoding_attention_equals_sdpa_with_padding_masks():
+    import torch
+    from transformers import AttentionInterface
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    from emoneg_bench.backends.decoding import register_attention
+
+    attention = AttentionInterface._global_mapping[register_attention()]
+    module = torch.nn.Module()
+    module.num_key_value_groups, module.is_causal = 3, True
+    generator = torch.Generator().manual_seed(0)
+    for dtype, tolerance in ((torch.bfloat16, 2e-2), (torch.float32, 0.0)):
+        query = torch.randn(4, 9, 1, 16, generator=generator).to(dtype)
+        key, value = (torch.randn(4, 3, 20, 16, generator=generator).to(dtype) for _ in range(2))
+        mask = torch.ones(4, 1, 1, 20, dtype=torch.bool)
+        mask[1, ..., :7] = False  # a left-padded row
+        mask[3, ..., :15] = False
+        ours, _ = attention(module, query, key, value, mask, scaling=0.25)
+        reference, _ = sdpa_attention_forward(module, query, key, value, mask, scaling=0.25)
+        assert ours.shape == reference.shape == (4, 1, 9, 16)
+        assert (ours.float() - reference.float()).abs().max().item() <= tolerance

@@ -14,8 +14,13 @@ Reproducibility:
 - **Sampling** seeds torch with ``params.seed`` at the start of each call, so the same call reproduces,
   but a conversation's sample depends on the batch it shares (random draws are made for the whole
   batch), i.e. on ``batch_size`` and on the other conversations of the call.
-- bfloat16 / float16 are opt-in: faster, but rounding then depends on the batch shape, and greedy
-  outputs can change with batch composition.
+- ``dtype="auto"`` (the default) computes in **bfloat16 where the device does so natively** (a CPU with
+  AVX512-BF16 or AMX, a CUDA GPU with bf16) and in float32 elsewhere: on this project's 2-core CPU, bf16 made a
+  SmolLM2 decoding step 2.3-2.9x and a 100-token prefill 3.6x faster than float32. Greedy text is still the
+  same run to run, but bf16 rounding depends on the batch shape, so a conversation's greedy reply can change
+  with its batch's composition (and a reused prefix equals a fresh one only up to that rounding). The dtype
+  used is part of the backend's ``kind`` (``transformers-bfloat16``), which evaluation records in provenance;
+  pass ``dtype="float32"`` for batch-independent greedy text.
 
 Decoding is defined by :class:`SamplingParams` alone: the model folder's ``generation_config.json`` is
 replaced by one holding only its special-token ids, so no hidden ``top_k`` or ``repetition_penalty``
@@ -34,7 +39,21 @@ from ..errors import InputError
 from ..hashing import weights_sha256
 from .base import Backend, Generation, Message, SamplingParams
 
-DTYPES = ("float32", "bfloat16", "float16")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def native_bfloat16(device) -> bool:
+    """Does ``device`` compute bfloat16 matrix products natively (not by emulation, slower than float32)?"""
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        try:
+            return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            return False
+    return False
 
 
 class LocalHFBackend(Backend):
@@ -44,7 +63,7 @@ class LocalHFBackend(Backend):
     kind = "transformers"
 
     def __init__(self, model: str | Path, *, adapter: str | Path | None = None, device: str = "auto",
-                 dtype: str = "float32", batch_size: int = 32, name: str | None = None, threads: int | None = None,
+                 dtype: str = "auto", batch_size: int = 32, name: str | None = None, threads: int | None = None,
                  kv_reuse: bool = True):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
@@ -58,8 +77,11 @@ class LocalHFBackend(Backend):
         self.device = resolve_device(device)
         if dtype == "float16" and self.device.type == "cpu":
             raise InputError("dtype float16 is not supported on CPU (slow and numerically unreliable); "
-                             "use float32 (the default) or bfloat16")
+                             "use auto (the default), float32 or bfloat16")
+        if dtype == "auto":
+            dtype = "bfloat16" if native_bfloat16(self.device) else "float32"
         self.dtype = dtype
+        self.kind = f"transformers-{dtype}"
         self.batch_size = batch_size
         self.kv_reuse = kv_reuse  # False: every prompt is computed from scratch (sessions are ignored)
         if threads is not None:
@@ -74,7 +96,10 @@ class LocalHFBackend(Backend):
             tokenizer.pad_token = tokenizer.eos_token
         self.tokenizer = tokenizer
 
+        from .decoding import register_attention
+
         loaded = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=getattr(torch, dtype),
+                                                      attn_implementation=register_attention(),
                                                       local_files_only=True)
         self.eos_token_ids = _eos_token_ids(tokenizer, loaded.generation_config)
         loaded.generation_config = GenerationConfig(bos_token_id=loaded.generation_config.bos_token_id,
