@@ -62,7 +62,7 @@ def test_consecutive_prompts_extend_each_other_until_the_window_moves():
         else:
             moved += 1
             assert after[1]["content"].startswith("Earlier offers: you ")
-    assert moved == len({window_start(n) for n in range(len(prompts))}) - 1 == 2  # every WINDOW own turns
+    assert moved == len({window_start(n) for n in range(len(prompts))}) - 1 >= 2  # every WINDOW own turns
     assert max(len(p) for p in prompts) == 4 * WINDOW  # system, < 2·WINDOW past exchanges, the new turn
 
 
