@@ -52,10 +52,24 @@ def on_gpu() -> bool:
     return torch.cuda.is_available()
 
 
+def mixed_precision() -> bool:
+    """Train with bf16 autocast? On a GPU, and on a CPU that computes bfloat16 natively (AVX512-BF16, AMX):
+    there it made a SmolLM2 LoRA-SFT step at batch 8 1.85x faster (22.7 vs 42.0 s, 2026-12-05). Elsewhere
+    float32 (emulated bf16 is slower than float32)."""
+    if on_gpu():
+        return True
+    import torch
+
+    from emoneg_bench.backends.local import native_bfloat16
+
+    return native_bfloat16(torch.device("cpu"))
+
+
 def precision_args() -> dict[str, Any]:
-    """bf16 on a GPU, fp32 on CPU (TRL's defaults would ask for bf16 everywhere)."""
+    """bf16 autocast where :func:`mixed_precision` says so, else fp32 (TRL's defaults would ask for bf16
+    everywhere). The master weights stay float32 on a CPU."""
     gpu = on_gpu()
-    return {"bf16": gpu, "fp16": False, "use_cpu": not gpu, "gradient_checkpointing": False}
+    return {"bf16": mixed_precision(), "fp16": False, "use_cpu": not gpu, "gradient_checkpointing": False}
 
 
 def sampling_args(group_by_length: bool) -> dict[str, Any]:
@@ -94,7 +108,7 @@ def write_metadata(out: Path, kind: str, release: str | Path, base: Path, settin
         "release": manifest.get("release"), "release_version": manifest.get("version"),
         "base_model": str(base), "base_model_sha256": weights_sha256(base),
         "adapter_sha256": weights_sha256(out / ADAPTER),
-        "settings": asdict(settings), **extra,
+        "settings": asdict(settings), "precision": "bf16-autocast" if mixed_precision() else "fp32", **extra,
         "log_history": [{k: v for k, v in entry.items() if isinstance(v, (int, float, str))} for entry in log_history],
     }
     tmp = out / f".{METADATA}.tmp"
