@@ -146,7 +146,8 @@ def evaluate(request: EvalRequest, out: str | Path, runs: Runs | None = None, *,
     counterparty, who = counterparty_agent(request.counterparty, params, runs)
     engine = Engine(recognizer or default_recognizer(), max_turns(manifest))
     with tqdm(total=len(tasks), unit="ep", desc=f"{request.policy} on {request.split}", disable=not progress) as bar:
-        episodes = list(engine.run(tasks, policy.agent, counterparty, batch_size=request.batch_size, progress=bar))
+        episodes = list(engine.run(tasks, policy.agent, counterparty, batch_size=request.batch_size, progress=bar,
+                                   refill=True))
     judge = RubricJudge()
     label = request.label or policy.name
     provenance = {"policy": policy.name, "policy_label": label, "model": None, "model_sha256": None,

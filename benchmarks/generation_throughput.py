@@ -13,7 +13,9 @@ Baseline episodes end early (SmolLM2 states no readable offer, so most end in ``
 messages) and early turns have short prompts, which flatters the baseline's messages/min; the 30-message figure
 is therefore a lower bound on the default's advantage.
 
-At each concurrency ``c`` (episodes advanced in lock-step), ``max(c, 2)`` episodes are played. Printed per run:
+At each concurrency ``c`` (live episodes; a finished episode's slot takes the next task, as ``emoneg eval``
+does), ``max(c · episodes-per-slot, 2)`` episodes are played; ``--lock-step`` plays ``max(c, 2)`` episodes in
+one lock-step batch instead (this script's behaviour before continuous batching). Printed per run:
 wall seconds, episodes/min, the language model's messages per minute, the **30-message episodes/min** they
 imply (LM messages/min ÷ 15, since the LM writes every other message of a 30-message negotiation; comparable
 between paths whose episodes end at different lengths), tokens generated, and the endings.
@@ -57,16 +59,18 @@ def agent(path: str, model: str, threads: int | None):
     return LMNegotiator(backend, "random", SamplingParams(max_new_tokens=96))
 
 
-def run(path: str, concurrency: int, model: str, threads: int | None, max_turns: int, recognizer) -> dict:
+def run(path: str, concurrency: int, model: str, threads: int | None, max_turns: int, recognizer,
+        per_slot: int = 2, lock_step: bool = False) -> dict:
     from emoneg_bench.agents.personas import PersonaAgent
     from emoneg_bench.engine import Engine
     from emoneg_bench.negotiation import Role
 
     focal = agent(path, model, threads)
     counted = _Counting(focal)
-    work = tasks(max(concurrency, 2), seed=0)
+    work = tasks(max(concurrency if lock_step else concurrency * per_slot, 2), seed=0)
     start = time.perf_counter()
-    episodes = list(Engine(recognizer, max_turns).run(work, counted, PersonaAgent(), batch_size=concurrency))
+    episodes = list(Engine(recognizer, max_turns).run(work, counted, PersonaAgent(), batch_size=concurrency,
+                                                      refill=not lock_step))
     seconds = time.perf_counter() - start
     lm_messages = sum(len(e.turns_of(Role.FOCAL)) for e in episodes)
     return {"path": path, "concurrency": concurrency, "episodes": len(episodes), "seconds": seconds,
@@ -103,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="smollm2")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default torch's)")
     parser.add_argument("--max-turns", type=int, default=30)
+    parser.add_argument("--episodes-per-slot", type=int, default=2, help="episodes per live slot (default 2)")
+    parser.add_argument("--lock-step", action="store_true", help="one lock-step batch per run, no refilling")
     args = parser.parse_args(argv)
     import datetime
     import os
@@ -121,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for concurrency in [int(c) for c in args.concurrency.split(",")]:
         for path in args.paths.split(","):
-            r = run(path, concurrency, args.model, args.threads, args.max_turns, recognizer)
+            r = run(path, concurrency, args.model, args.threads, args.max_turns, recognizer, args.episodes_per_slot,
+                    args.lock_step)
             results.append(r)
             print(f"| {r['path']} | {r['concurrency']} | {r['episodes']} | {r['seconds']:.1f} | "
                   f"{r['episodes_per_min']:.2f} | {r['lm_messages_per_min']:.1f} | {r['full_episodes_per_min']:.2f} | "

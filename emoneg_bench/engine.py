@@ -117,9 +117,19 @@ class Engine:
     max_failed_offers: int = 3
 
     def run(self, tasks: Iterable[Task], focal: Agent, counterparty: Agent, *, batch_size: int = 512,
-            progress: Any = None) -> Iterator[Episode]:
+            progress: Any = None, refill: bool = False) -> Iterator[Episode]:
         """Play every task; yields finished episodes in task order, one batch at a time (memory stays
-        flat in the number of tasks). ``progress`` is an optional tqdm-like object to ``update``."""
+        flat in the number of tasks). ``progress`` is an optional tqdm-like object to ``update``.
+
+        ``refill=True`` keeps ``batch_size`` episodes live at once: a slot freed by a finished episode takes
+        the next task at once (continuous batching), so a language model is not left decoding the last few
+        long episodes of a batch at batch size 1–2. Each step, every live episode makes one message: the
+        agents are asked once per role, for the episodes whose turn it is. Agents whose randomness lives in
+        their per-episode state (personas, the teacher) play exactly the same episodes either way; a
+        language model's text can depend on its batch (bfloat16), so evaluation records the setting."""
+        if refill:
+            yield from self._run_refilling(tasks, focal, counterparty, batch_size, progress)
+            return
         batch: list[Task] = []
         for task in tasks:
             batch.append(task)
@@ -128,6 +138,60 @@ class Engine:
                 batch = []
         if batch:
             yield from self._run_batch(batch, focal, counterparty, progress)
+
+    def _run_refilling(self, tasks: Iterable[Task], focal: Agent, counterparty: Agent, slots: int,
+                       progress: Any) -> Iterator[Episode]:
+        if slots < 1:
+            raise ValueError(f"batch_size must be at least 1, got {slots}")
+        agents = {Role.FOCAL: focal, Role.COUNTERPARTY: counterparty}
+        pending = iter(enumerate(tasks))
+        live: list[tuple[int, _Live]] = []
+        done: dict[int, Episode] = {}
+        next_out = 0
+        exhausted = False
+        while True:
+            while not exhausted and len(live) < slots:
+                item = next(pending, None)
+                if item is None:
+                    exhausted = True
+                    break
+                index, task = item
+                episode = _Live(task, get_domain(task.scenario.domain))
+                for role, agent in agents.items():
+                    episode.states[role] = agent.start(role, task, get_domain(task.scenario.domain), self.max_turns)
+                live.append((index, episode))
+            if not live:
+                break
+            for role in (Role.FOCAL, Role.COUNTERPARTY):
+                movers = [e for _, e in live if e.outcome is None and len(e.history) < self.max_turns
+                          and (Role.FOCAL if len(e.history) % 2 == 0 else Role.COUNTERPARTY) is role]
+                if not movers:
+                    continue
+                contexts = [TurnContext(role, e.task, e.domain, len(e.history), self.max_turns, e.history,
+                                        e.states[role]) for e in movers]
+                moves = agents[role].act(contexts)
+                if len(moves) != len(contexts):
+                    raise RuntimeError(f"agent {agents[role].name!r} returned {len(moves)} moves for "
+                                       f"{len(contexts)} turns")
+                perceived = self.recognizer.perceive([move.text for move in moves])
+                for episode, context, move, (emotion, confidence) in zip(movers, contexts, moves, perceived,
+                                                                         strict=True):
+                    self._record(episode, context, move, emotion, confidence)
+            still = []
+            for index, episode in live:
+                if episode.outcome is None and len(episode.history) < self.max_turns:
+                    still.append((index, episode))
+                    continue
+                if episode.outcome is None:
+                    episode.outcome = Outcome(Ending.TURN_LIMIT, None, 0.0, len(episode.history), None)
+                done[index] = Episode(episode.task, focal.name, counterparty.name, self.max_turns,
+                                      tuple(episode.history), episode.outcome)
+                if progress is not None:
+                    progress.update(1)
+            live = still
+            while next_out in done:
+                yield done.pop(next_out)
+                next_out += 1
 
     def play(self, task: Task, focal: Agent, counterparty: Agent) -> Episode:
         return next(iter(self._run_batch([task], focal, counterparty, None)))

@@ -46,6 +46,42 @@ def test_batch_size_does_not_change_any_episode(engine):
     assert whole == pieces
 
 
+@pytest.mark.parametrize("slots", [1, 3, 7])
+def test_refilled_slots_play_the_same_episodes_in_task_order(engine, slots):
+    """Continuous batching (a finished episode's slot takes the next task) changes no episode and no order,
+    with personas of different paces so that episodes end at different turns."""
+    batch = [replace(t, persona=p) for t, p in zip(tasks("hospital", n=24),
+                                                   ["pushover", "hardliner", "conceder", "boulware"] * 6)]
+    lock_step = list(engine.run(batch, TeacherAgent("random"), PersonaAgent(), batch_size=512))
+    refilled = list(engine.run(batch, TeacherAgent("random"), PersonaAgent(), batch_size=slots, refill=True))
+    assert len({len(e.utterances) for e in lock_step}) > 1  # episodes really end at different turns
+    assert refilled == lock_step
+
+
+class Counting(Agent):
+    """The teacher, counting how many contexts each call gets and checking they are all of one role."""
+
+    def __init__(self):
+        self.inner, self.name, self.calls = TeacherAgent("random"), "counting", []
+
+    def start(self, *args):
+        return self.inner.start(*args)
+
+    def act(self, turns):
+        assert len({t.role for t in turns}) == 1
+        self.calls.append(len(turns))
+        return self.inner.act(turns)
+
+
+def test_refilling_keeps_the_slots_full_while_tasks_remain(engine):
+    agent = Counting()
+    batch = [replace(t, persona=p) for t, p in zip(tasks("debt", n=30), ["pushover", "hardliner"] * 15)]
+    episodes = list(engine.run(batch, agent, PersonaAgent(), batch_size=6, refill=True))
+    assert len(episodes) == 30
+    # while tasks remain, every step has 6 live episodes, split between the focal and counterparty turns
+    assert max(agent.calls) <= 6 and sum(agent.calls) == sum(len(e.turns_of(Role.FOCAL)) for e in episodes)
+
+
 @pytest.mark.parametrize("domain", domain_ids())
 def test_replaying_the_counterparty_on_recorded_focal_messages_reproduces_everything(engine, domain):
     recorded = list(engine.run(tasks(domain, "boulware", n=24), TeacherAgent("random"), PersonaAgent("boulware")))

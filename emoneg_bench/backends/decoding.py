@@ -27,7 +27,8 @@ from typing import Any
 
 from .base import Generation, SamplingParams
 
-KEEP_UNUSED_CALLS = 2  # a session not used in this many generate calls is dropped (its episode has ended)
+KEEP_UNUSED_CALLS = 4  # a session not used in this many generate calls is dropped (its episode has ended);
+# 4 covers one backend serving both roles with refilled batches (two calls per step, a turn every other step)
 MIN_REUSE = 8  # shorter common prefixes are recomputed (not worth the bookkeeping)
 
 
