@@ -298,7 +298,8 @@ def register(commands, command) -> None:
     ev.add_argument("--limit", type=int, help="evaluate this many tasks per domain, evenly spaced (CPU budgets)")
     ev.add_argument("--label", help="name the policy gets in the results (default the policy name)")
     ev.add_argument("--batch-size", type=int, default=32, help="episodes advanced together (default 32)")
-    ev.add_argument("--max-new-tokens", type=int, default=96)
+    ev.add_argument("--max-new-tokens", type=int, default=128,
+                    help="most tokens per reply (128: a 160-character message plus the JSON around it)")
     ev.add_argument("--protocol", default="structured", choices=("structured", "text"),
                     help="how language-model policies state their moves (default structured: one JSON object per "
                          "turn, enforced while decoding)")

@@ -33,7 +33,7 @@ class EvalRequest:
     limit: int | None = None  # tasks per domain, evenly spaced over the split (CPU budgets)
     label: str | None = None  # the focal_agent written to the rows (default: the policy name)
     batch_size: int = 32
-    max_new_tokens: int = 96
+    max_new_tokens: int = 128
     temperature: float = 0.0  # greedy by default: evaluations are reproducible
     seed: int = 0  # the sampling seed when temperature > 0
     protocol: str = DEFAULT_PROTOCOL  # how language-model policies state their moves
@@ -146,8 +146,7 @@ def evaluate(request: EvalRequest, out: str | Path, runs: Runs | None = None, *,
     counterparty, who = counterparty_agent(request.counterparty, params, runs)
     engine = Engine(recognizer or default_recognizer(), max_turns(manifest))
     with tqdm(total=len(tasks), unit="ep", desc=f"{request.policy} on {request.split}", disable=not progress) as bar:
-        episodes = list(engine.run(tasks, policy.agent, counterparty, batch_size=request.batch_size, progress=bar,
-                                   refill=True))
+        episodes = list(engine.run(tasks, policy.agent, counterparty, batch_size=request.batch_size, progress=bar))
     judge = RubricJudge()
     label = request.label or policy.name
     provenance = {"policy": policy.name, "policy_label": label, "model": None, "model_sha256": None,

@@ -61,15 +61,15 @@ PROFILES = {
     # The demo on 2 CPU cores: a small release (16-message negotiations), a few SmolLM2 LoRA steps on compact
     # prompts, one task per domain and split for each language-model policy.
     "quick": Profile("quick", "quick", iql_steps=1500, sft_steps=12, sft_batch=4, jpo_steps=4, jpo_examples=16,
-                     lm_limit=2, unseen_limit=2, max_new_tokens=96, batch_size=32, bootstrap=2000,
+                     lm_limit=2, unseen_limit=2, max_new_tokens=128, batch_size=32, bootstrap=2000,
                      unseen_policies=LM_POLICIES, bc_steps=1500),
     # The table on 2 CPU cores in under 2 hours: the default release, the selector and its comparators on every
     # task, and every SmolLM2 policy on 20 tasks per domain of both test splits.
     "cpu": Profile("cpu", None, iql_steps=20000, sft_steps=150, sft_batch=8, jpo_steps=40, jpo_examples=320,
-                   lm_limit=20, unseen_limit=20, max_new_tokens=96, batch_size=80, bootstrap=10000,
+                   lm_limit=20, unseen_limit=20, max_new_tokens=128, batch_size=80, bootstrap=10000,
                    unseen_policies=LM_POLICIES, transfer_iql_steps=5000),
     "paper": Profile("paper", None, iql_steps=20000, sft_steps=-1, sft_batch=4, jpo_steps=-1, jpo_examples=None, lm_limit=None,
-                     unseen_limit=None, max_new_tokens=96, batch_size=64, bootstrap=10000,
+                     unseen_limit=None, max_new_tokens=128, batch_size=64, bootstrap=10000,
                      unseen_policies=LM_POLICIES, tournament_counterparties=("teacher", "lm:smollm2"),
                      counterparty_policies=("iql-teacher", "emodistill"),
                      tournament_policies=(*CHEAP_POLICIES[:2], "emodistill")),

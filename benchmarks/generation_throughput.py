@@ -6,16 +6,16 @@ Paths (the same model, weights, greedy decoding, engine and personas):
 - ``baseline`` — the configuration before structured actions and KV reuse: float32, the ``text`` protocol, the
   whole transcript in every prompt, every prompt computed from scratch, 64 new tokens;
 - ``default`` — the CPU default: ``dtype="auto"`` (bfloat16 where the CPU computes it natively), the
-  ``structured`` protocol (grammar-constrained JSON, 96 new tokens at most), the windowed, prefix-stable prompt,
+  ``structured`` protocol (grammar-constrained JSON, 128 new tokens at most; the 2026-12-05 figures used 96), the windowed, prefix-stable prompt,
   per-episode KV reuse, rows leaving the batch as they finish.
 
 Baseline episodes end early (SmolLM2 states no readable offer, so most end in ``breakdown`` after a few
 messages) and early turns have short prompts, which flatters the baseline's messages/min; the 30-message figure
 is therefore a lower bound on the default's advantage.
 
-At each concurrency ``c`` (live episodes; a finished episode's slot takes the next task, as ``emoneg eval``
-does), ``max(c · episodes-per-slot, 2)`` episodes are played; ``--lock-step`` plays ``max(c, 2)`` episodes in
-one lock-step batch instead (this script's behaviour before continuous batching). Printed per run:
+At each concurrency ``c``, ``max(c, 2)`` episodes are played in one lock-step batch (as ``emoneg eval`` plays
+them); ``--refill`` keeps ``c`` episodes live instead, a finished episode's slot taking the next task, and
+plays ``max(c · episodes-per-slot, 2)`` episodes. Printed per run:
 wall seconds, episodes/min, the language model's messages per minute, the **30-message episodes/min** they
 imply (LM messages/min ÷ 15, since the LM writes every other message of a 30-message negotiation; comparable
 between paths whose episodes end at different lengths), tokens generated, and the endings.
@@ -56,21 +56,21 @@ def agent(path: str, model: str, threads: int | None):
         backend = LocalHFBackend(folder, kv_reuse=False, threads=threads, batch_size=64, dtype="float32")
         return LMNegotiator(backend, "random", SamplingParams(max_new_tokens=64), protocol="text", window=10**6)
     backend = LocalHFBackend(folder, threads=threads, batch_size=64)
-    return LMNegotiator(backend, "random", SamplingParams(max_new_tokens=96))
+    return LMNegotiator(backend, "random", SamplingParams(max_new_tokens=128))
 
 
 def run(path: str, concurrency: int, model: str, threads: int | None, max_turns: int, recognizer,
-        per_slot: int = 2, lock_step: bool = False) -> dict:
+        per_slot: int = 2, refill: bool = False) -> dict:
     from emoneg_bench.agents.personas import PersonaAgent
     from emoneg_bench.engine import Engine
     from emoneg_bench.negotiation import Role
 
     focal = agent(path, model, threads)
     counted = _Counting(focal)
-    work = tasks(max(concurrency if lock_step else concurrency * per_slot, 2), seed=0)
+    work = tasks(max(concurrency * per_slot if refill else concurrency, 2), seed=0)
     start = time.perf_counter()
     episodes = list(Engine(recognizer, max_turns).run(work, counted, PersonaAgent(), batch_size=concurrency,
-                                                      refill=not lock_step))
+                                                      refill=refill))
     seconds = time.perf_counter() - start
     lm_messages = sum(len(e.turns_of(Role.FOCAL)) for e in episodes)
     return {"path": path, "concurrency": concurrency, "episodes": len(episodes), "seconds": seconds,
@@ -107,8 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="smollm2")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default torch's)")
     parser.add_argument("--max-turns", type=int, default=30)
-    parser.add_argument("--episodes-per-slot", type=int, default=2, help="episodes per live slot (default 2)")
-    parser.add_argument("--lock-step", action="store_true", help="one lock-step batch per run, no refilling")
+    parser.add_argument("--refill", action="store_true", help="continuous batching: refill finished slots")
+    parser.add_argument("--episodes-per-slot", type=int, default=2, help="with --refill: episodes per slot (2)")
     args = parser.parse_args(argv)
     import datetime
     import os
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     for concurrency in [int(c) for c in args.concurrency.split(",")]:
         for path in args.paths.split(","):
             r = run(path, concurrency, args.model, args.threads, args.max_turns, recognizer, args.episodes_per_slot,
-                    args.lock_step)
+                    args.refill)
             results.append(r)
             print(f"| {r['path']} | {r['concurrency']} | {r['episodes']} | {r['seconds']:.1f} | "
                   f"{r['episodes_per_min']:.2f} | {r['lm_messages_per_min']:.1f} | {r['full_episodes_per_min']:.2f} | "

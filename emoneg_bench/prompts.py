@@ -47,7 +47,7 @@ def negotiator_messages(domain: Domain, role: Role, scenario: Scenario, history:
     own = [i for i, u in enumerate(history) if u.role is role]
     start = window_start(len(own), window)
     shown_from = 0 if start == 0 else own[start] - (1 if own[start] > 0 else 0)
-    system = f"{domain.system_prompt(str(role), scenario)} {_rules(domain, scenario, protocol)}"
+    system = f"{domain.system_prompt(str(role), scenario)} {_rules(domain, scenario, role, protocol)}"
     messages = [{"role": "system", "content": system}]
     pending = [_summary(history[:shown_from], role, names, domain)] if shown_from else []
     for u in history[shown_from:]:
@@ -68,9 +68,9 @@ def reply_content(utterance: Utterance, protocol: str = DEFAULT_PROTOCOL) -> str
     return _own_message(utterance, protocol)
 
 
-def _rules(domain: Domain, scenario: Scenario, protocol: str) -> str:
+def _rules(domain: Domain, scenario: Scenario, role: Role, protocol: str) -> str:
     if protocol == "structured":
-        return format_instructions(domain, scenario)
+        return format_instructions(domain, scenario, str(role))
     return (f"Answer every turn in one or two sentences that state your offer as {_OFFER_HINT[domain.unit]}; "
             "say that you accept to take the other side's offer.")
 

@@ -63,13 +63,19 @@ def action_schema(scenario: Scenario) -> dict:
     }
 
 
-def format_instructions(domain: Domain, scenario: Scenario) -> str:
-    """What the model is told about the format (part of the system prompt)."""
-    low, high = offer_range(scenario)
-    return (f'Answer every turn with one JSON object and nothing else: {{"act": "offer", "offer": N, "message": '
-            f'"..."}}. "act" is "offer" to propose N, "accept" to take the other side\'s latest offer, or '
-            f'"walkaway" to end the talks without a deal. N is {_UNIT_HELP[domain.unit]}, from {low} to {high}. '
-            f'"message" is what you say to them, at most {MESSAGE_CHARS} characters.')
+def format_instructions(domain: Domain, scenario: Scenario, role: str = "focal") -> str:
+    """What the model is told about the format (part of the system prompt). The offer's range is stated from
+    the speaker's own ideal to the other side's: SmolLM2 copies the first number it is shown, and "from 182
+    to 449" made it open at the other side's anchor in every disaster task (utility 0 at once). The message
+    is named, not shown: it copied a shown placeholder ("...", "your words to them") verbatim into most replies."""
+    own, other = ((scenario.focal_anchor, scenario.counterparty_anchor) if str(role) == "focal"
+                  else (scenario.counterparty_anchor, scenario.focal_anchor))
+    own, other = round(own), round(other)
+    return (f'Answer every turn with one JSON object and nothing else: {{"act": "offer", "offer": N, "message": M}}. '
+            f'"act" is "offer" to propose N, "accept" to take the other side\'s latest offer, or "walkaway" to end '
+            f'the talks without a deal. N is {_UNIT_HELP[domain.unit]}, between {own} (your ideal) and {other} '
+            f'(theirs). M is what you say to them in your own words, a quoted string of at most {MESSAGE_CHARS} '
+            f'characters.')
 
 
 @dataclass(frozen=True)

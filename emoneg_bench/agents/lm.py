@@ -36,7 +36,7 @@ from .teacher import EmotionSchedule, parse_schedule
 # An acceptance without a number ("Deal.", "I accept your offer.") accepts the standing offer.
 ACCEPTANCE = re.compile(r"\b(i accept|we accept|accepted|deal\b|it's a deal|agreed|we have a deal|you have a deal)",
                         re.IGNORECASE)
-DEFAULT_PARAMS = SamplingParams(max_new_tokens=96)
+DEFAULT_PARAMS = SamplingParams(max_new_tokens=128)
 CORRECTION = "That reply was not valid ({reason}). Answer with exactly one JSON object in the format above."
 
 
