@@ -24,6 +24,7 @@ from emoneg_bench.emotions import GOEMOTIONS
 from emoneg_bench.errors import InputError
 from emoneg_bench.features import STATE_DIM, STATE_FEATURES
 from emoneg_bench.hashing import sha256_file
+from emoneg_bench.outputs import write_json
 
 from .iql import (
     INDEX_BLOCK,
@@ -144,7 +145,5 @@ def fit_bc(data: Transitions, utilities: dict[str, float], out_dir: str | Path, 
     metadata = {"format": FORMAT, "config": config.to_dict(), "data": data.release, "transitions": int(keep.sum()),
                 "episodes": len(set(data.episode_ids[keep].tolist())), "state_features": list(STATE_FEATURES),
                 "actions": list(GOEMOTIONS), "losses": losses, "model_sha256": sha256_file(out / MODEL)}
-    tmp = out / f".{METADATA}.tmp"
-    tmp.write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, out / METADATA)
+    write_json(out / METADATA, metadata)
     return out

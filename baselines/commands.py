@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 
 from emoneg_bench.backends.http_limits import add_http_options
-from emoneg_bench.outputs import check_output, commit_run_folder, run_folder
 from emoneg_bench.errors import InputError
+from emoneg_bench.outputs import check_output, commit_run_folder, run_folder
 
 RELEASE_HELP = "release folder (built with `emoneg build`)"
 
@@ -48,9 +48,7 @@ def _train_bc(args: argparse.Namespace) -> int:
 def _tune(args: argparse.Namespace) -> int:
     from .bc import BCConfig
     from .iql import IQLConfig
-    from .tune import tune
-
-    from .tune import BC_GRID, IQL_GRID
+    from .tune import BC_GRID, IQL_GRID, tune
 
     config = IQLConfig if args.kind == "iql" else BCConfig
     base = config() if args.steps is None else config(steps=args.steps)

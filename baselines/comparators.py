@@ -11,7 +11,6 @@ persona, and the three choices. Ties go to the emotion that comes first in GoEmo
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from emoneg_bench.agents.teacher import EmotionSchedule, FixedSchedule
 from emoneg_bench.emotions import GOEMOTIONS
 from emoneg_bench.engine import TurnContext
 from emoneg_bench.errors import InputError
+from emoneg_bench.outputs import write_json
 
 from .validation import ValidationSet
 
@@ -70,9 +70,7 @@ def choose_best_fixed(release: str | Path, out_dir: str | Path, role: str = "foc
                                "by_persona": {p: _rounded(s) for p, s in by_persona.items()}},
     }
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / f".{CHOICES}.tmp"
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, out / CHOICES)
+    write_json(out / CHOICES, record)
     return out
 
 

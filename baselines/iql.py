@@ -44,6 +44,7 @@ from emoneg_bench.errors import InputError
 from emoneg_bench.features import STATE_DIM, STATE_FEATURES
 from emoneg_bench.hashing import sha256_file
 from emoneg_bench.negotiation import Role
+from emoneg_bench.outputs import write_json
 from emoneg_bench.release import load_release_dataset, open_release
 
 from .selector import KINDS, IQLSelector
@@ -291,9 +292,7 @@ def record_extraction(run: Path, metadata_file: str, load, release: str | Path, 
         if not (temperature >= 0 and math.isfinite(temperature)):
             raise InputError(f"temperature must be a number >= 0, got {temperature}", field="temperature")
         metadata["extraction"] = {"temperature": float(temperature), "chosen_on": "given"}
-        tmp = run / f".{metadata_file}.tmp"
-        tmp.write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, run / metadata_file)
+        write_json(run / metadata_file, metadata)
         return
     choose_temperature(run, load, metadata_file, ValidationSet.of(release, domain, role))
 
@@ -502,8 +501,7 @@ def _export(out: Path, run: dict, nets: dict, steps: int, losses: list[float], d
     metadata = {**run, "steps": steps, "state_features": list(STATE_FEATURES), "actions": list(GOEMOTIONS),
                 "final_losses": dict(zip(_Curves.COLUMNS[1:], losses)), "model_sha256": sha256_file(out / MODEL),
                 "device": str(device or "cpu")}
-    (out / f".{METADATA}.tmp").write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
-    os.replace(out / f".{METADATA}.tmp", out / METADATA)
+    write_json(out / METADATA, metadata)
 
 
 

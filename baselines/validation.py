@@ -11,7 +11,6 @@ against that persona, never on test scenarios.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 from emoneg_bench.agents.teacher import EmotionSchedule
 from emoneg_bench.errors import InputError
 from emoneg_bench.negotiation import Role, Task
+from emoneg_bench.outputs import write_json
 
 TEMPERATURES = (0.0, 0.25, 0.5, 1.0)  # extraction temperatures tried on validation (0 = argmax)
 HELD_OUT_SEEDS = 3  # seeds per (validation scenario, held-out persona) for the reference's choice
@@ -88,7 +88,5 @@ def choose_temperature(run: str | Path, load: Callable[[Path, float], EmotionSch
     path = run / metadata_file
     metadata = json.loads(path.read_text())
     metadata["extraction"] = record
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    write_json(path, metadata)
     return record

@@ -16,6 +16,7 @@ Rules every command follows (the CLI exposes ``--overwrite`` where an output may
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -52,6 +53,12 @@ def check_output(path: str | os.PathLike, *, overwrite: bool = False, reads: Seq
     if (path.exists() or path.is_symlink()) and not overwrite:
         raise InputError(f"the {what} already exists; {OVERWRITE_HINT}", file=str(path))
     return path
+
+
+def write_json(path: Path, data) -> None:
+    """``data`` as indented, key-sorted JSON at ``path``, written aside and renamed (see :func:`write_together`)."""
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    write_together({Path(path): lambda tmp: tmp.write_text(text)})
 
 
 def write_together(outputs: Mapping[Path, Callable[[Path], None] | None]) -> None:

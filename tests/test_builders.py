@@ -225,9 +225,9 @@ def test_episodes_load_with_datasets_with_their_declared_features(release, tmp_p
 
 
 def test_transitions_load_with_datasets_with_the_named_state_features(release, tmp_path):
-    from emoneg_bench.features import STATE_DIM
-
     from datasets import ClassLabel, List, Value, load_dataset
+
+    from emoneg_bench.features import STATE_DIM
 
     transitions = load_dataset(str(release), "transitions", cache_dir=str(tmp_path))
     assert {split: d.num_rows for split, d in transitions.items()} == manifest_rows(release, "transitions")
