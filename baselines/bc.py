@@ -92,7 +92,7 @@ def train_bc(release: str | Path, out_dir: str | Path, domain: str = "all", conf
     data = load_transitions(release, "train", domain, role)
     if not (out / METADATA).is_file():
         fit_bc(data, episode_utilities(release, "train", role), out, config, progress, threads)
-    record_extraction(out, METADATA, lambda folder, t: BCSelector.load(folder, t), release, domain, role,
+    record_extraction(out, METADATA, lambda folder, t, fallback=None: BCSelector.load(folder, t, fallback), release, domain, role,
                       temperature)
     return out
 

@@ -70,9 +70,13 @@ def _tune(args: argparse.Namespace) -> int:
 def _report_selector(metadata_file: Path, what: str) -> None:
     extraction = json.loads(metadata_file.read_text()).get("extraction", {})
     scores = extraction.get("validation_utility")
-    chosen = (f"; extraction temperature {extraction['temperature']:g} chosen on validation "
-              f"({', '.join(f'T={t}: {u:.3f}' for t, u in scores.items())})" if scores else
-              f"; extraction temperature {extraction.get('temperature', 1):g} (given)")
+    fallback = extraction.get("fallback")
+    how = f"temperature {extraction.get('temperature', 1):g}" + (
+        f", falling back to {fallback['emotion']} unless the critic rates the pick > {fallback['margin']:g} above it"
+        if fallback else "")
+    shown = {k: u for k, u in (scores or {}).items() if " " not in k or k == extraction.get("chosen")}
+    chosen = (f"; extraction {how} chosen on validation ({', '.join(f'{k}: {u:.3f}' for k, u in shown.items())})"
+              if scores else f"; extraction {how} (given)")
     print(f"wrote {what} {metadata_file.parent}{chosen}")
 
 
@@ -97,7 +101,8 @@ def _train_sft(args: argparse.Namespace) -> int:
     work = _run_folder(args, METADATA, args.release, args.iql)
     settings = SFTSettings(top_k=args.top_k, learning_rate=args.lr, batch_size=args.batch_size, epochs=args.epochs,
                            max_steps=args.max_steps, seed=args.seed, save_steps=args.save_steps,
-                           group_by_length=not args.no_length_grouping)
+                           group_by_length=not args.no_length_grouping, eval_steps=args.eval_steps,
+                           eval_examples=args.eval_examples)
     run = train_sft(args.release, work, model=args.model, iql=args.iql, domain=args.domain,
                     emotion=not args.no_emotion, role=args.role, settings=settings, progress=not args.quiet)
     commit_run_folder(work, args.out)
@@ -244,6 +249,10 @@ def register(commands, command) -> None:
     sft.add_argument("--iql", help="trained IQL run ranking turns by Q − V (default: the release's Monte-Carlo "
                                    "advantage)")
     sft.add_argument("--top-k", type=_positive_fraction, default=0.10, help="fraction of focal turns kept (0.10)")
+    sft.add_argument("--eval-steps", type=int, default=0,
+                     help="measure the loss on the validation split's selected turns every this many steps and keep "
+                          "the adapter of the step with the lowest (default 0: keep the last step)")
+    sft.add_argument("--eval-examples", type=int, default=64, help="validation turns the loss is measured on (64)")
     sft.add_argument("--no-emotion", action="store_true", help="emotion-free ablation: drop the emotion instruction")
     jpo.add_argument("--sft", required=True, help="the SFT run to start from (and keep as the frozen reference)")
     jpo.add_argument("--epsilon", type=float, default=0.2, help="PPO clip range (0.2)")

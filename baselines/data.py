@@ -103,10 +103,10 @@ _INSTRUCTIONS = tuple(emotion_instruction(e) for e in GOEMOTIONS)
 
 
 def sft_selection(release: str | Path, *, domain: str = "all", top_k: float = 0.10, iql: str | Path | None = None,
-                  emotion: bool = True, role: str = "focal") -> Selection:
-    """The SFT examples: the top-``top_k`` focal turns by advantage (IQL's Q − V when ``iql`` names a
+                  emotion: bool = True, role: str = "focal", split: str = "train") -> Selection:
+    """The SFT examples: the top-``top_k`` focal turns of ``split`` by advantage (IQL's Q − V when ``iql`` names a
     trained selector, else the release's Monte-Carlo ``advantage`` column), as chat ``messages``."""
-    rows = load_split(release, "sft", "train", domain, role)
+    rows = load_split(release, "sft", split, domain, role)
     values = columns(rows, "episode_id", "turn", "advantage")
     if iql is not None:
         advantages, source = iql_advantages(release, values, iql, role), f"iql:{Path(iql).name}"

@@ -52,6 +52,9 @@ from .selector import KINDS, IQLSelector
 MODEL, METADATA, FORMAT, _ = KINDS["iql"]
 CURVES, CHECKPOINTS = "curves.csv", "checkpoints"
 REWARDS = {"shaped": "reward", "utility": "utility_reward"}  # IQLConfig.reward → transitions column
+# Margins tried on validation for the fallback to the best fixed emotion (selector.py); 0 keeps every pick the critic
+# rates above the baseline, larger margins deviate only for larger claimed gains.
+FALLBACK_MARGINS = (0.0, 0.01, 0.02, 0.04, 0.08)
 STD_EPS = 1e-3  # CORL's floor on a state feature's standard deviation
 INDEX_BLOCK = 1000  # steps whose batch indices are drawn together
 # iql.safetensors holds the target critic (what V and π were fit against), V and π
@@ -60,10 +63,11 @@ EXPORTED = {"q1": "q1_target", "q2": "q2_target", "value": "value", "policy": "p
 
 @dataclass(frozen=True)
 class IQLConfig:
-    """Every hyper-parameter: CORL's IQL defaults except β, chosen on validation (`emoneg tune iql`)."""
+    """Every hyper-parameter: CORL's IQL defaults except β and the expectile, chosen on validation (`emoneg tune
+    iql`, with the fallback extraction: docs/selector.md)."""
 
-    expectile: float = 0.7  # τ of the value's expectile regression
-    beta: float = 100.0  # inverse temperature of the advantage weights (chosen on validation: docs/selector.md)
+    expectile: float = 0.9  # τ of the value's expectile regression (chosen on validation)
+    beta: float = 30.0  # inverse temperature of the advantage weights (chosen on validation)
     discount: float = 0.99
     tau: float = 0.005  # Polyak rate of the target critic
     critic_lr: float = 3e-4
@@ -274,15 +278,16 @@ def train_iql(release: str | Path, out_dir: str | Path, domain: str = "all", con
     Returns ``out_dir``."""
     out = fit_iql(load_transitions(release, "train", domain, role), out_dir, config, progress, resume, device,
                   threads)
-    record_extraction(out, METADATA, lambda folder, t: IQLSelector.load(folder, t), release, domain, role,
-                      temperature)
+    record_extraction(out, METADATA, lambda folder, t, fallback=None: IQLSelector.load(folder, t, fallback),
+                      release, domain, role, temperature, margins=FALLBACK_MARGINS)
     return out
 
 
 def record_extraction(run: Path, metadata_file: str, load, release: str | Path, domain: str, role: str,
-                      temperature: float | None) -> None:
-    """Write the run's extraction temperature: ``temperature`` when given, else the one chosen on validation.
-    A run that already records one keeps it (resuming a finished run changes nothing)."""
+                      temperature: float | None, margins: tuple[float, ...] = ()) -> None:
+    """Write the run's extraction: ``temperature`` when given (no fallback), else the temperature and fallback
+    margin (among ``margins``) chosen on validation. A run that already records one keeps it (resuming a
+    finished run changes nothing)."""
     from .validation import ValidationSet, choose_temperature
 
     metadata = json.loads((run / metadata_file).read_text())
@@ -291,10 +296,10 @@ def record_extraction(run: Path, metadata_file: str, load, release: str | Path, 
     if temperature is not None:
         if not (temperature >= 0 and math.isfinite(temperature)):
             raise InputError(f"temperature must be a number >= 0, got {temperature}", field="temperature")
-        metadata["extraction"] = {"temperature": float(temperature), "chosen_on": "given"}
+        metadata["extraction"] = {"temperature": float(temperature), "fallback": None, "chosen_on": "given"}
         write_json(run / metadata_file, metadata)
         return
-    choose_temperature(run, load, metadata_file, ValidationSet.of(release, domain, role))
+    choose_temperature(run, load, metadata_file, ValidationSet.of(release, domain, role), margins=margins)
 
 
 def fit_iql(data: Transitions, out_dir: str | Path, config: IQLConfig = IQLConfig(), progress: bool = True,
@@ -509,9 +514,9 @@ def _export(out: Path, run: dict, nets: dict, steps: int, losses: list[float], d
 def preferred_emotions(selector: IQLSelector, release: str | Path, split: str = "validation",
                        domain: str = "all") -> dict[str, dict[str, float]]:
     """Per persona, the expected share of ``split``'s decisions (of the role the selector was trained for) in
-    which the selector shows each emotion at its extraction temperature, most shown first."""
+    which the selector shows each emotion at its extraction (temperature and fallback), most shown first."""
     data = load_transitions(release, split, domain, selector.metadata["data"]["role"])
-    probabilities = selector.probabilities(data.states)
+    probabilities = selector.extraction_probabilities(data.states)
     shares = {}
     for persona in sorted(set(data.personas.tolist())):
         mean = probabilities[data.personas == persona].mean(axis=0)

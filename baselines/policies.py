@@ -74,12 +74,13 @@ def _need(runs: Runs, attribute: str, policy: str, how: str) -> Path:
 
 def _selector(runs: Runs, policy: str, kind: str = "iql") -> tuple[EmotionSchedule, str]:
     """The trained selector of ``kind`` (``iql`` or ``bc``) and its digest: the weights' sha256, with the
-    extraction temperature appended (``…@T``) since the same weights sampled differently are another policy."""
+    extraction appended (``…@T``, ``…@T+emotion>margin`` with a fallback) since the same weights extracted
+    differently are another policy."""
     from .selector import BCSelector, IQLSelector
 
     folder = _need(runs, kind, policy, f"emoneg train {kind}")
     selector = (IQLSelector if kind == "iql" else BCSelector).load(folder)
-    return selector, f"{weights_sha256(folder)}@{selector.temperature:g}"
+    return selector, f"{weights_sha256(folder)}@{selector.extraction_tag}"
 
 
 def _best_fixed(runs: Runs, policy: str, kind: str) -> tuple[EmotionSchedule, str]:

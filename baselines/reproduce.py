@@ -56,6 +56,7 @@ class Profile:
     transfer_iql_steps: int | None = None  # steps of the per-domain selectors (None: iql_steps)
     bc_steps: int = 10_000
     sft_top_k: float = 0.10
+    sft_eval_steps: int = 0  # > 0: the SFT step is chosen on validation loss, measured every so many steps
 
 
 PROFILES = {
@@ -71,7 +72,7 @@ PROFILES = {
     # validation. On a CPU without native bf16, SFT steps take ~1.9x longer.
     "cpu": Profile("cpu", None, iql_steps=20000, sft_steps=60, sft_batch=8, jpo_steps=16, jpo_examples=128,
                    lm_limit=20, unseen_limit=20, max_new_tokens=128, batch_size=80, bootstrap=10000,
-                   unseen_policies=LM_POLICIES, transfer_iql_steps=5000),
+                   unseen_policies=LM_POLICIES, transfer_iql_steps=5000, sft_eval_steps=20),
     "paper": Profile("paper", None, iql_steps=20000, sft_steps=-1, sft_batch=4, jpo_steps=-1, jpo_examples=None, lm_limit=None,
                      unseen_limit=None, max_new_tokens=128, batch_size=64, bootstrap=10000,
                      unseen_policies=LM_POLICIES, tournament_counterparties=("teacher", "lm:smollm2"),
@@ -172,7 +173,7 @@ class Pipeline:
         from .sft import SFTSettings
 
         return SFTSettings(max_steps=self.profile.sft_steps, batch_size=self.profile.sft_batch,
-                           top_k=self.profile.sft_top_k)
+                           top_k=self.profile.sft_top_k, eval_steps=self.profile.sft_eval_steps)
 
     def jpo_settings(self):
         from .jpo import JPOSettings

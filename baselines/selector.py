@@ -7,6 +7,13 @@ extraction samples from ``softmax(logits / temperature)`` with the episode's own
 per task, so an evaluation reproduces); temperature 0 is the argmax. The temperature is chosen on the
 ``validation`` split and recorded in the JSON file under ``extraction``; without a recorded choice it is
 1 (sampling from the policy as it was trained, as the reference implementation evaluates).
+
+The IQL selector can also fall back to a baseline emotion (``extraction.fallback``: the best fixed emotion on
+validation and a margin): it shows the policy's pick only where its own critic rates that pick more than
+``margin`` above the baseline, ``Q(s, pick) − Q(s, baseline) > margin``, and the baseline otherwise. This is
+safe policy improvement over a known-good policy (as in SPIBB, Laroche et al. 2019): off the data's support
+the actor's pick is extrapolation, and the critic's comparison keeps a deviation only where it claims a gain.
+Whether to fall back, and the margin, are chosen on validation with the temperature (``docs/selector.md``).
 """
 
 from __future__ import annotations
@@ -52,19 +59,32 @@ class MLPSelector(EmotionSchedule):
 
     kind = "iql"
 
-    def __init__(self, weights: dict[str, np.ndarray], metadata: dict, temperature: float | None = None):
+    def __init__(self, weights: dict[str, np.ndarray], metadata: dict, temperature: float | None = None,
+                 fallback: dict | None | str = "recorded"):
         self.weights, self.metadata = weights, metadata
-        recorded = metadata.get("extraction", {}).get("temperature", DEFAULT_TEMPERATURE)
+        extraction = metadata.get("extraction", {})
+        recorded = extraction.get("temperature", DEFAULT_TEMPERATURE)
         self.temperature = float(recorded if temperature is None else temperature)
         if not (self.temperature >= 0 and math.isfinite(self.temperature)):
             raise InputError(f"temperature must be a number >= 0, got {self.temperature}", field="temperature")
+        self.fallback = _check_fallback(extraction.get("fallback") if fallback == "recorded" else fallback)
+        if self.fallback is not None and "q1.weight.0" not in weights:
+            raise InputError("a fallback needs the critic; this selector has none", field="extraction.fallback")
 
     @property
     def name(self) -> str:
         return self.kind
 
+    @property
+    def extraction_tag(self) -> str:
+        """How emotions are extracted, for provenance: ``T`` or ``T+emotion>margin``."""
+        tag = f"{self.temperature:g}"
+        if self.fallback is not None:
+            tag += f"+{self.fallback['emotion']}>{self.fallback['margin']:g}"
+        return tag
+
     @classmethod
-    def load(cls, folder: str | Path, temperature: float | None = None):
+    def load(cls, folder: str | Path, temperature: float | None = None, fallback: dict | None | str = "recorded"):
         from safetensors.numpy import load_file
 
         folder = Path(folder)
@@ -84,7 +104,7 @@ class MLPSelector(EmotionSchedule):
         if missing:
             raise InputError(f"has no {', '.join(missing)}; it was written by another version of the trainer, "
                              "retrain it", file=str(folder / model))
-        return cls(weights, metadata, temperature)
+        return cls(weights, metadata, temperature, fallback)
 
     def _forward(self, network: str, states) -> np.ndarray:
         """(n, out) outputs of one exported network."""
@@ -110,15 +130,37 @@ class MLPSelector(EmotionSchedule):
             return np.eye(len(GOEMOTIONS))[logits.argmax(axis=1)]
         return softmax(logits, temperature)
 
+    def extraction_probabilities(self, states) -> np.ndarray:
+        """What is shown, per state: the extraction distribution with the fallback applied (the mass of every
+        pick the critic does not rate above the baseline by more than the margin moves to the baseline)."""
+        probabilities = self.probabilities(states)
+        if self.fallback is None:
+            return probabilities
+        q = np.minimum(self._forward("q1", states), self._forward("q2", states))
+        baseline = GOEMOTIONS.index(self.fallback["emotion"])
+        falls = q - q[:, baseline:baseline + 1] <= self.fallback["margin"]
+        moved = (probabilities * falls).sum(axis=1)
+        probabilities = np.where(falls, 0.0, probabilities)
+        probabilities[:, baseline] += moved
+        return probabilities
+
     def choose_emotions(self, states) -> list[str]:
-        """The policy's most likely emotion in each state (deterministic; the temperature-0 extraction)."""
+        """The actor's most likely emotion in each state (argmax of π, before any fallback; what is shown at T = 0
+        is the argmax of :meth:`extraction_probabilities`)."""
         return [GOEMOTIONS[i] for i in self.policy_logits(states).argmax(axis=1)]
 
     def choose_in(self, context: TurnContext, turn_index: int, rng: random.Random) -> str:
         state = state_vector(context.history, context.role, context.task.scenario, context.max_turns)
         if self.temperature == 0:
-            return self.choose_emotions(state)[0]
-        return GOEMOTIONS[sample_index(self.probabilities(state)[0], rng)]
+            pick = int(self.policy_logits(state)[0].argmax())
+        else:
+            pick = sample_index(self.probabilities(state)[0], rng)
+        if self.fallback is not None:
+            q = np.minimum(self._forward("q1", state), self._forward("q2", state))[0]
+            baseline = GOEMOTIONS.index(self.fallback["emotion"])
+            if q[pick] - q[baseline] <= self.fallback["margin"]:
+                pick = baseline
+        return GOEMOTIONS[pick]
 
 
 class IQLSelector(MLPSelector):
@@ -148,9 +190,21 @@ class BCSelector(MLPSelector):
     kind = "bc"
 
 
-def load_selector(folder: str | Path, temperature: float | None = None) -> MLPSelector:
+def load_selector(folder: str | Path, temperature: float | None = None,
+                  fallback: dict | None | str = "recorded") -> MLPSelector:
     """Whichever selector ``folder`` holds (IQL or behaviour cloning)."""
     folder = Path(folder)
     if (folder / KINDS["bc"][1]).is_file():
-        return BCSelector.load(folder, temperature)
-    return IQLSelector.load(folder, temperature)
+        return BCSelector.load(folder, temperature, fallback)
+    return IQLSelector.load(folder, temperature, fallback)
+
+
+def _check_fallback(fallback) -> dict | None:
+    if fallback is None:
+        return None
+    emotion, margin = (fallback.get("emotion"), fallback.get("margin")) if isinstance(fallback, dict) else (None, None)
+    if (emotion not in GOEMOTIONS or isinstance(margin, bool) or not isinstance(margin, (int, float))
+            or not math.isfinite(margin)):
+        raise InputError(f"expected {{emotion: one of the 28 emotions, margin: a number}}, got {fallback!r}",
+                         field="extraction.fallback")
+    return {"emotion": emotion, "margin": float(margin)}

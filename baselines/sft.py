@@ -5,6 +5,11 @@ as the same chat messages the negotiator is prompted with, given to TRL as promp
 loss is on the logged move only (the final assistant turn; earlier ones are transcript). ``emotion=False`` trains the
 emotion-free ablation on the same turns with the emotion instruction removed.
 
+With ``eval_steps`` > 0 the number of steps is chosen on validation: every ``eval_steps`` steps the adapter's loss
+on the same top-K% selection of the release's ``validation`` split (``eval_examples`` of them, a seeded sample) is
+measured, and the adapter of the step with the lowest validation loss is kept (``chosen_step`` and
+``validation_losses`` in ``training.json``); the test splits are never read.
+
 The loss forms vocabulary logits only where a label is (:func:`trainer_class`): one focal turn of ~60
 tokens per transcript of ~570, where TRL's fused head on a CPU scores every position.
 """
@@ -44,6 +49,8 @@ class SFTSettings:
     logging_steps: int = 5
     seed: int = 0
     group_by_length: bool = True  # batches of similar length: ~1.5× less padding at batch 4 (see sampling_args)
+    eval_steps: int = 0  # > 0: measure the validation loss every eval_steps steps and keep the best step's adapter
+    eval_examples: int = 64  # validation turns the loss is measured on (a seeded sample of the top-K% selection)
     lora: LoraShape = LoraShape()
 
 
@@ -59,11 +66,18 @@ def train_sft(release: str | Path, out: str | Path, *, model: str = "smollm2", i
     trainer.train(resume_from_checkpoint=last_checkpoint(out))
     trainer.model.save_pretrained(out / ADAPTER)
     trainer.processing_class.save_pretrained(out / ADAPTER)
+    chosen = {}
+    if settings.eval_steps > 0:
+        history = [(int(e["step"]), float(e["eval_loss"])) for e in trainer.state.log_history if "eval_loss" in e]
+        best = min(history, key=lambda item: (item[1], item[0]))
+        chosen = {"chosen_on": "validation", "chosen_step": best[0],
+                  "validation_losses": {str(step): round(loss, 6) for step, loss in history},
+                  "validation_examples": len(trainer.eval_dataset)}
     return write_metadata(out, "sft" if emotion else "emotion-free-sft", release, base, settings,
                           trainer.state.log_history, domain=domain, role=role, emotion=emotion,
                           examples=len(selection.rows), available=selection.available,
                           advantage_source=selection.advantage_source, steps=trainer.state.global_step,
-                          losses=losses(trainer.state.log_history))
+                          losses=losses(trainer.state.log_history), **chosen)
 
 
 def sft_trainer(release: str | Path, out: Path, *, model: str, iql: str | Path | None, domain: str, emotion: bool,
@@ -78,18 +92,32 @@ def sft_trainer(release: str | Path, out: Path, *, model: str, iql: str | Path |
     # prompt-completion rows: the loss is on the logged move only, not on earlier assistant turns of the transcript
     dataset = Dataset.from_list([{"prompt": r["messages"][:-1], "completion": r["messages"][-1:]}
                                  for r in selection.rows])
+    evaluation, eval_args = None, {}
+    if settings.eval_steps > 0:
+        import random
+
+        held = sft_selection(release, domain=domain, top_k=settings.top_k, iql=iql, emotion=emotion, role=role,
+                             split="validation").rows
+        held = random.Random(settings.seed).sample(held, min(settings.eval_examples, len(held)))
+        evaluation = Dataset.from_list([{"prompt": r["messages"][:-1], "completion": r["messages"][-1:]}
+                                        for r in held])
+        # the best step's checkpoint must exist: checkpoints every eval_steps, the best one reloaded at the end
+        eval_args = dict(eval_strategy="steps", eval_steps=settings.eval_steps, load_best_model_at_end=True,
+                         metric_for_best_model="eval_loss", greater_is_better=False,
+                         per_device_eval_batch_size=settings.batch_size)
     model_, tokenizer = load_base(base)
     args = SFTConfig(
         output_dir=str(out / CHECKPOINTS), completion_only_loss=True, max_length=settings.max_length,
         per_device_train_batch_size=settings.batch_size, gradient_accumulation_steps=settings.gradient_accumulation,
         learning_rate=settings.learning_rate, num_train_epochs=settings.epochs, max_steps=settings.max_steps,
         warmup_steps=settings.warmup_ratio, lr_scheduler_type="cosine", logging_steps=settings.logging_steps,
-        save_steps=settings.save_steps, save_total_limit=2, seed=settings.seed, data_seed=settings.seed,
+        save_steps=settings.eval_steps or settings.save_steps, save_total_limit=2, seed=settings.seed,
+        data_seed=settings.seed, **eval_args,
         report_to=[], disable_tqdm=not progress, dataloader_num_workers=0,
         dataset_num_proc=tokenizing_processes(len(dataset)), **sampling_args(settings.group_by_length),
         **precision_args())
-    trainer = trainer_class()(model=model_, args=args, train_dataset=dataset, processing_class=tokenizer,
-                              peft_config=settings.lora.peft_config(), callbacks=callbacks)
+    trainer = trainer_class()(model=model_, args=args, train_dataset=dataset, eval_dataset=evaluation,
+                              processing_class=tokenizer, peft_config=settings.lora.peft_config(), callbacks=callbacks)
     return trainer, selection, base
 
 
@@ -122,7 +150,7 @@ def trainer_class():
             count = valid.sum()
             loss = -target_logps.sum() / (count.clamp(min=1) if num_items_in_batch is None else num_items_in_batch)
             self._record(logps.detach(), targets, valid, int(count), inputs)
-            return (loss, None) if return_outputs else loss
+            return (loss, {"loss": loss.detach()}) if return_outputs else loss  # evaluation needs the loss only
 
         def _record(self, logps, targets, valid, count: int, inputs) -> None:
             """The metrics TRL's own loss logs (``entropy``, ``mean_token_accuracy``, ``num_tokens``), into the

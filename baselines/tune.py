@@ -63,10 +63,11 @@ def tune(kind: str, release: str | Path, out_dir: str | Path, base=None, grid: d
         log(f"[tune {kind}] {name} …")
         train(config, path)
         extraction = json.loads((path / METADATA).read_text())["extraction"]
-        best = extraction["validation_utility"][f"{extraction['temperature']:g}"]
-        results.append({"candidate": name, "temperature": extraction["temperature"], "validation_utility": best,
-                        "by_temperature": extraction["validation_utility"]})
-        log(f"[tune {kind}] {name}: {best:.4f} at temperature {extraction['temperature']:g}")
+        best = max(extraction["validation_utility"].values())
+        chosen = extraction.get("chosen", f"{extraction['temperature']:g}")
+        results.append({"candidate": name, "temperature": extraction["temperature"], "extraction": chosen,
+                        "validation_utility": best, "by_temperature": extraction["validation_utility"]})
+        log(f"[tune {kind}] {name}: {best:.4f} at {chosen}")
     winner = max(results, key=lambda r: r["validation_utility"])  # ties: the first in grid order
     check = reward_check(release, role=role, discount=base.discount) if kind == "iql" else None
     chosen = out / folder
@@ -126,15 +127,24 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _write_table(stem: Path, kind: str, results: list[dict], winner: dict, check: dict | None = None) -> None:
-    temperatures = sorted({t for r in results for t in r["by_temperature"]}, key=float)
+    """Markdown and JSON: per candidate, the validation utility at each temperature without a fallback, the best
+    extraction with one (IQL), and the choice."""
+    keys = {k for r in results for k in r["by_temperature"]}
+    temperatures = sorted((k for k in keys if " " not in k), key=float)
+    fallback = any(" " in k for k in keys)
     lines = [f"# {kind} settings chosen on validation", "",
-             "| candidate | " + " | ".join(f"T={t}" for t in temperatures) + " | chosen T | best |",
-             "|---|" + "---:|" * (len(temperatures) + 2)]
+             "| candidate | " + " | ".join(f"T={t}" for t in temperatures)
+             + (" | best with fallback |" if fallback else " |") + " chosen extraction | best |",
+             "|---|" + "---:|" * (len(temperatures) + 2 + fallback)]
     for r in sorted(results, key=lambda r: -r["validation_utility"]):
         mark = " **(chosen)**" if r is winner else ""
-        lines.append(f"| {r['candidate']}{mark} | " + " | ".join(f"{r['by_temperature'].get(t, float('nan')):.4f}"
-                                                               for t in temperatures)
-                     + f" | {r['temperature']:g} | {r['validation_utility']:.4f} |")
+        cells = [f"{r['by_temperature'].get(t, float('nan')):.4f}" for t in temperatures]
+        if fallback:
+            with_fallback = {k: u for k, u in r["by_temperature"].items() if " " in k}
+            top = max(with_fallback, key=with_fallback.get) if with_fallback else None
+            cells.append(f"{with_fallback[top]:.4f} ({top})" if top else "–")
+        lines.append(f"| {r['candidate']}{mark} | " + " | ".join(cells)
+                     + f" | {r.get('extraction', r['temperature'])} | {r['validation_utility']:.4f} |")
     if check is not None:
         rho = check["spearman_vs_utility"]
         lines += ["", f"Reward check ({check['split']}, {check['episodes']} episodes): Spearman's ρ between each "

@@ -75,18 +75,50 @@ class ValidationSet:
         return np.array([t.scenario.domain for t in self.tasks])
 
 
-def choose_temperature(run: str | Path, load: Callable[[Path, float], EmotionSchedule], metadata_file: str,
-                       validation: ValidationSet, temperatures: Sequence[float] = TEMPERATURES) -> dict:
-    """Evaluate a trained selector at each extraction temperature on ``validation``, keep the best mean
-    utility (ties: the lower temperature) and record the choice in the run's metadata file under
-    ``extraction``. Returns that record."""
+def choose_temperature(run: str | Path, load: Callable[..., EmotionSchedule], metadata_file: str,
+                       validation: ValidationSet, temperatures: Sequence[float] = TEMPERATURES,
+                       margins: Sequence[float] = ()) -> dict:
+    """Evaluate a trained selector at each extraction temperature on ``validation`` and, with ``margins``
+    (IQL only: it needs the critic), also with a fallback to the best fixed emotion on the same tasks at each
+    margin; keep the best mean utility and record the choice in the run's metadata file under ``extraction``.
+    Ties go to the lower temperature, then to no fallback, then to the larger margin. ``load(run, T,
+    fallback)`` builds the selector. Returns the record."""
     run = Path(run)
-    scores = {float(t): float(validation.utilities(load(run, t)).mean()) for t in temperatures}
-    best = max(scores, key=lambda t: (scores[t], -t))
-    record = {"temperature": best, "chosen_on": "validation", "tasks": len(validation.tasks),
-              "validation_utility": {f"{t:g}": round(u, 6) for t, u in scores.items()}}
+    candidates = [(float(t), None) for t in temperatures]
+    baseline = None
+    if margins:
+        baseline = best_fixed_emotion(validation)
+        candidates += [(float(t), {"emotion": baseline[0], "margin": float(m)}) for t in temperatures for m in margins]
+    scores = {}
+    for t, fallback in candidates:
+        scores[extraction_key(t, fallback)] = (float(validation.utilities(load(run, t, fallback)).mean()), t, fallback)
+    key = max(scores, key=lambda k: (scores[k][0], -scores[k][1], scores[k][2] is None,
+                                     scores[k][2]["margin"] if scores[k][2] else 0.0))
+    _, best_t, best_fallback = scores[key]
+    record = {"temperature": best_t, "fallback": best_fallback, "chosen": key, "chosen_on": "validation",
+              "tasks": len(validation.tasks), "validation_utility": {k: round(v[0], 6) for k, v in scores.items()}}
+    if baseline is not None:
+        record["best_fixed_on_validation"] = {"emotion": baseline[0], "utility": round(baseline[1], 6)}
     path = run / metadata_file
     metadata = json.loads(path.read_text())
     metadata["extraction"] = record
     write_json(path, metadata)
     return record
+
+
+def extraction_key(temperature: float, fallback: dict | None) -> str:
+    """``0.25`` or ``0.25 fallback>0.04``: how a validation score of an extraction is keyed in the metadata."""
+    return f"{temperature:g}" if fallback is None else f"{temperature:g} fallback>{fallback['margin']:g}"
+
+
+def best_fixed_emotion(validation: ValidationSet, recognizer=None) -> tuple[str, float]:
+    """The one emotion with the highest mean utility on ``validation`` when shown throughout (ties: GoEmotions
+    order), and that utility."""
+    from emoneg_bench.agents.teacher import FixedSchedule
+    from emoneg_bench.emotions import GOEMOTIONS
+    from emoneg_bench.perception.recognizer import default_recognizer
+
+    recognizer = recognizer or default_recognizer()
+    scores = {e: float(validation.utilities(FixedSchedule(e), recognizer).mean()) for e in GOEMOTIONS}
+    best = max(GOEMOTIONS, key=lambda e: (scores[e], -GOEMOTIONS.index(e)))
+    return best, scores[best]

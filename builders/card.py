@@ -226,6 +226,9 @@ def _prose(config: BuildConfig, shards: dict[str, dict], stats: dict) -> str:
     recognizer_rows = [(source, m["n"], f"{m['accuracy']:.1%}", f"{m['family_accuracy']:.1%}")
                        for source, m in stats["recognizer"].items()]
     personas = ", ".join(f"`{p}`" for p in config.corpus_personas)
+    sampled = (f" and {config.corpus_sampled} slots that each draw a fresh member of the sampled population "
+               "(`sampled-<hex>`: knobs drawn uniformly from the box the training personas span)"
+               if config.corpus_sampled else "")
     held_out = ", ".join(f"`{p}` ({get_persona(p).description.rstrip('.').lower()})"
                          for p in persona_names(held_out=True))
     name = config.release_name
@@ -298,7 +301,7 @@ scenarios never appear in any trajectory.**
   concession tactic (drawn per episode) and are independent of the emotion it shows; the emotion at each turn
   comes from the schedule `{config.teacher_schedule}` (uniform over the 28 GoEmotions labels); messages are
   composed from an emotion-conditioned phrasing bank (7,600 surface forms per domain, role and emotion).
-- **{persona_side}**: the training personas {personas}, assigned round-robin, {config.episodes_per_scenario}
+- **{persona_side}**: the training personas {personas}{sampled}, assigned round-robin, {config.episodes_per_scenario}
   emotion seeds per scenario. Personas are parametric, emotion-sensitive negotiators (time-dependent
   concession toward a hidden reservation value; the *perceived* emotion family changes concessions and the
   walk-away hazard). Held out for `test_unseen_counterparty`: {held_out}.

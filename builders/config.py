@@ -23,7 +23,7 @@ DEFAULTS: dict[str, Any] = {
     "scenarios": {"count": 100, "validation": 8},
     "max_turns": 30,
     "teacher": {"kind": "builtin", "schedule": "random", "model": None, "role": "focal"},
-    "corpus": {"episodes_per_scenario": 50, "personas": "training"},
+    "corpus": {"episodes_per_scenario": 50, "personas": "training", "sampled": 0},
     "sweep": {"emotions": "all", "episodes_per_persona": 5},
     "tasks": {"seeds": 3},
     "shards": {"max_episodes": 4000},
@@ -51,6 +51,7 @@ class BuildConfig:
     max_episodes_per_shard: int
     profile: str | None = None
     teacher_role: str = "focal"  # the side the teacher plays; the personas play the other one
+    corpus_sampled: int = 0  # round-robin slots that each draw a fresh member of the sampled persona population
 
     @property
     def release_name(self) -> str:
@@ -67,10 +68,13 @@ class BuildConfig:
 
     def to_dict(self) -> dict:
         """The config as recorded in ``MANIFEST.json``. ``teacher_role`` came after 1.0 and is left out at
-        its default, so a focal release built now has the same bytes as one built before it existed."""
+        its default, so a focal release built now has the same bytes as one built before it existed; so is
+        ``corpus_sampled`` (2.1) at 0."""
         data = asdict(self)
         if data["teacher_role"] == "focal":
             del data["teacher_role"]
+        if data["corpus_sampled"] == 0:
+            del data["corpus_sampled"]
         return data
 
 
@@ -191,6 +195,7 @@ def _check(raw: dict, file: str, profile: str | None) -> BuildConfig:
         max_episodes_per_shard=integer("shards.max_episodes", raw["shards"]["max_episodes"], 10, 1_000_000),
         profile=profile,
         teacher_role=teacher["role"],
+        corpus_sampled=integer("corpus.sampled", raw["corpus"]["sampled"], 0, 1000),
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from emoneg_bench.agents.personas import persona_names
+from emoneg_bench.agents.personas import persona_names, sampled_persona_name
 from emoneg_bench.domains import generate_scenarios
 from emoneg_bench.domains.base import Scenario
 from emoneg_bench.negotiation import Task
@@ -52,10 +52,16 @@ def scenario_splits(config: BuildConfig) -> dict[str, list[Scenario]]:
 
 def corpus_tasks(config: BuildConfig, scenarios: list[Scenario]) -> list[Task]:
     """``episodes_per_scenario`` emotion seeds per scenario, personas assigned round-robin, scenario-major
-    (all seeds of a scenario are adjacent, so the Monte-Carlo advantage baseline stays within a shard)."""
-    personas = config.corpus_personas
-    return [Task(s, personas[(i + k) % len(personas)], k)
-            for i, s in enumerate(scenarios) for k in range(config.episodes_per_scenario)]
+    (all seeds of a scenario are adjacent, so the Monte-Carlo advantage baseline stays within a shard). The
+    round-robin has a slot per named persona plus ``corpus.sampled`` slots that each draw a fresh member of the
+    sampled population (named by seed, scenario and episode index)."""
+    slots = (*config.corpus_personas, *([None] * config.corpus_sampled))
+
+    def persona(i: int, scenario: Scenario, k: int) -> str:
+        name = slots[(i + k) % len(slots)]
+        return name if name is not None else sampled_persona_name(config.seed, scenario.scenario_id, k)
+
+    return [Task(s, persona(i, s, k), k) for i, s in enumerate(scenarios) for k in range(config.episodes_per_scenario)]
 
 
 def evaluation_tasks(config: BuildConfig, scenarios: list[Scenario], held_out: bool) -> list[Task]:

@@ -129,6 +129,22 @@ def test_an_interrupted_sft_run_resumes_to_the_same_adapter(tmp_path, small_rele
         assert resumed["adapter_sha256"] == sft_run[1]["adapter_sha256"]
 
 
+def test_sft_steps_are_chosen_on_validation_loss(tmp_path, small_release, tiny_model):
+    from dataclasses import replace
+
+    settings = replace(FAST_SFT, eval_steps=2, eval_examples=4)
+    run = train_sft(small_release, tmp_path / "sft", model=str(tiny_model), settings=settings, progress=False)
+    losses = {int(step): loss for step, loss in run["validation_losses"].items()}
+    assert sorted(losses) == [2, 4, 6] and run["validation_examples"] == 4 and run["chosen_on"] == "validation"
+    assert losses[run["chosen_step"]] == min(losses.values())
+    # the kept adapter is the chosen step's checkpoint, not the last step's
+    import json
+
+    state = json.loads((tmp_path / "sft" / "checkpoints" / f"checkpoint-{settings.max_steps}" / "trainer_state.json")
+                       .read_text())
+    assert state["best_model_checkpoint"].endswith(f"checkpoint-{run['chosen_step']}")
+
+
 def test_the_labelled_positions_loss_equals_trls_own(tmp_path, small_release, tiny_model):
     """Our SFT loss forms logits only where a label is; TRL's scores every position. Same batch, same
     adapter: the same loss, entropy and token accuracy."""

@@ -162,7 +162,8 @@ def test_a_trained_counterparty_plays_with_the_emotions_its_selector_picks(relea
         episode = episode_from_row(row, tasks[row["task_id"]], 30)
         for u in episode.turns_of(Role.COUNTERPARTY):
             state = state_vector(episode.utterances[: u.turn], Role.COUNTERPARTY, episode.task.scenario, 30)
-            assert u.declared_emotion == selector.choose_emotions(state)[0]
+            # what the extraction (temperature and fallback, as chosen on validation) can show; one-hot at T = 0
+            assert selector.extraction_probabilities(state)[0][GOEMOTIONS.index(u.declared_emotion)] > 0
             checked += 1
     assert checked >= 8
 

@@ -180,6 +180,74 @@ def test_a_run_records_its_extraction_temperature_and_a_bad_one_is_refused(tmp_p
         IQLSelector.load(run, temperature=-1)
 
 
+def test_the_fallback_shows_the_pick_only_where_the_critic_rates_it_above_the_baseline(tmp_path):
+    data = behaviour_data(300, list(range(STATE_DIM)))
+    run = fit_iql(data, tmp_path, IQLConfig(steps=300, hidden=(16, 16), log_every=100, checkpoint_every=300),
+                  progress=False)
+    states = data.states[:300]
+    plain = IQLSelector.load(run, temperature=0, fallback=None)
+    q, pick = plain.q_values(states), plain.policy_logits(states).argmax(axis=1)
+    baseline = GOEMOTIONS.index("anger")
+    gain = q[np.arange(len(q)), pick] - q[:, baseline]
+    distinct = np.unique(gain)
+    assert len(distinct) >= 2
+    middle = float(distinct[0] + distinct[-1]) / 2  # some picks are kept and some fall back
+    for margin in (0.0, middle):
+        fallback = {"emotion": "anger", "margin": margin}
+        shown = IQLSelector.load(run, 0, fallback).extraction_probabilities(states).argmax(axis=1)
+        expected = np.where(gain > margin, pick, baseline)
+        assert np.array_equal(shown, expected)
+    assert 0 < (gain > middle).sum() < len(states)
+    always = IQLSelector.load(run, 0, {"emotion": "anger", "margin": 1e9}).extraction_probabilities(states)
+    assert (always.argmax(axis=1) == baseline).all()
+    never = IQLSelector.load(run, 0, {"emotion": "anger", "margin": -1e9}).extraction_probabilities(states)
+    assert np.array_equal(never.argmax(axis=1), pick)
+    sampled = IQLSelector.load(run, 1.0, {"emotion": "anger", "margin": 0.0})
+    shown = sampled.extraction_probabilities(states)
+    np.testing.assert_allclose(shown.sum(axis=1), 1.0, rtol=1e-6)
+    falls = (gain <= 0) & (pick != baseline)
+    assert falls.any() and (shown[falls, pick[falls]] == 0).all()  # a pick the critic does not rate above: never shown
+    assert sampled.extraction_tag == "1+anger>0" and plain.extraction_tag == "0"
+
+
+@pytest.mark.parametrize("fallback", [{"emotion": "rage", "margin": 0.0}, {"emotion": "anger", "margin": "x"},
+                                      {"emotion": "anger", "margin": float("nan")}, ["anger", 0.0]])
+def test_a_bad_fallback_is_refused(tmp_path, fallback):
+    run = fit_iql(behaviour_data(30, list(range(STATE_DIM))), tmp_path,
+                  IQLConfig(steps=20, hidden=(8,), log_every=10, checkpoint_every=20), progress=False)
+    with pytest.raises(InputError, match="expected {emotion"):
+        IQLSelector.load(run, 0, fallback)
+
+
+def test_iql_chooses_temperature_and_fallback_on_validation_and_plays_what_it_recorded(small_release, tmp_path,
+                                                                                      engine):
+    from baselines.comparators import choose_best_fixed
+    from baselines.iql import FALLBACK_MARGINS, train_iql
+    from baselines.validation import TEMPERATURES, ValidationSet
+    from emoneg_bench.agents.personas import PersonaAgent
+    from emoneg_bench.agents.teacher import TeacherAgent
+
+    run = train_iql(small_release, tmp_path / "iql", config=IQLConfig(steps=200, hidden=(16, 16), log_every=100,
+                                                                      checkpoint_every=200), progress=False)
+    extraction = json.loads((run / "iql.json").read_text())["extraction"]
+    scores = extraction["validation_utility"]
+    assert len(scores) == len(TEMPERATURES) * (1 + len(FALLBACK_MARGINS))
+    assert scores[extraction["chosen"]] == max(scores.values())
+    best_fixed = load_choices(choose_best_fixed(small_release, tmp_path / "bf", progress=False))["best_fixed"]
+    assert extraction["best_fixed_on_validation"]["emotion"] == best_fixed
+    # what evaluation plays is what was recorded: re-derive every shown emotion from the state
+    selector = IQLSelector.load(run, temperature=0, fallback={"emotion": best_fixed, "margin": 0.0})
+    tasks = ValidationSet.of(small_release).tasks[:6]
+    episodes = list(engine.run(tasks, TeacherAgent(selector), PersonaAgent()))
+    checked = 0
+    for episode in episodes:
+        for u in episode.turns_of(Role.FOCAL):
+            state = state_vector(episode.utterances[: u.turn], Role.FOCAL, episode.task.scenario, engine.max_turns)
+            assert u.declared_emotion == GOEMOTIONS[selector.extraction_probabilities(state)[0].argmax()]
+            checked += 1
+    assert checked >= 6
+
+
 # ------------------------------------------------------------------------------------------ comparators
 
 def test_best_fixed_is_chosen_on_validation_and_reproduces_byte_for_byte(small_release, tmp_path, recognizer):

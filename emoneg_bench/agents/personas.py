@@ -11,7 +11,9 @@ anchor), so one persona can play either role in any domain.
 
 from __future__ import annotations
 
+import functools
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -72,7 +74,61 @@ def register_persona(persona: Persona) -> Persona:
 
 
 def get_persona(name: str) -> Persona:
+    """A registered persona, or a member of the sampled population (``sampled-<8 hex digits>``)."""
+    if name.startswith(SAMPLED_PREFIX) and SAMPLED_NAME.fullmatch(name):
+        return _sampled_persona(name)
     return PERSONAS.get(name)
+
+
+# The sampled population: counterparties whose knobs are drawn independently and uniformly from the box the
+# eight training personas span (each knob's min–max over them; the held-out personas were not consulted).
+# Corpora mix them in (``corpus.sampled``) so an offline selector sees many more ways of reacting to the same
+# observable signals than eight fixed parameter sets, and cannot learn what works by memorising eight
+# opponents; validation can play fresh members to measure generalisation without the held-out personas. A
+# member's parameters are a pure function of its name, so episodes replay from the name alone. Changing this
+# box changes every sampled persona: it is part of the release format (a new minor version at least).
+SAMPLED_PREFIX = "sampled-"
+SAMPLED_NAME = re.compile(r"sampled-[0-9a-f]{8}")
+POPULATION_BOX: dict[str, tuple[float, float]] = {
+    "concession_exponent": (0.4, 2.5),
+    "initial_concession": (0.0, 0.08),
+    "reservation_low": (0.15, 0.45),
+    "reservation_width": (0.2, 0.25),
+    "deadline": (0.7, 1.0),
+    "power": (0.15, 0.85),
+    "trust": (0.0, 0.95),
+    "competitiveness": (0.1, 1.0),
+    "base_hazard": (0.002, 0.006),
+    "dominance_tolerance": (2, 5),  # whole numbers, both ends included
+}
+
+
+def sampled_persona_name(*parts: object) -> str:
+    """The population member for a stable key (e.g. seed, scenario and episode index)."""
+    return f"{SAMPLED_PREFIX}{derive_seed('persona-population', *parts) & 0xFFFFFFFF:08x}"
+
+
+@functools.lru_cache(maxsize=8192)
+def _sampled_persona(name: str) -> Persona:
+    rng = random.Random(derive_seed("persona-population-member", name))
+    box = POPULATION_BOX
+
+    def draw(knob: str) -> float:
+        lo, hi = box[knob]
+        return round(rng.uniform(lo, hi), 4)
+
+    knobs = {k: draw(k) for k in ("concession_exponent", "initial_concession", "reservation_low",
+                                   "reservation_width", "deadline", "power", "trust", "competitiveness",
+                                   "base_hazard")}
+    tolerance = rng.randint(*box["dominance_tolerance"])
+    low = knobs.pop("reservation_low")
+    width = knobs.pop("reservation_width")
+    return Persona(name=name, description="A member of the sampled training population.",
+                   reservation=(low, round(low + width, 4)), dominance_tolerance=tolerance, **knobs)
+
+
+def is_sampled(name: str) -> bool:
+    return name.startswith(SAMPLED_PREFIX)
 
 
 def persona_names(*, held_out: bool | None = None) -> tuple[str, ...]:
