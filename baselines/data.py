@@ -109,7 +109,7 @@ def sft_selection(release: str | Path, *, domain: str = "all", top_k: float = 0.
     rows = load_split(release, "sft", split, domain, role)
     values = columns(rows, "episode_id", "turn", "advantage")
     if iql is not None:
-        advantages, source = iql_advantages(release, values, iql, role), f"iql:{Path(iql).name}"
+        advantages, source = iql_advantages(release, values, iql, role, split), f"iql:{Path(iql).name}"
     else:
         advantages, source = np.asarray(values["advantage"], dtype=np.float64), "release:monte-carlo"
     keep = top_fraction(values, advantages, top_k)

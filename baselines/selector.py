@@ -136,7 +136,7 @@ class MLPSelector(EmotionSchedule):
         probabilities = self.probabilities(states)
         if self.fallback is None:
             return probabilities
-        q = np.minimum(self._forward("q1", states), self._forward("q2", states))
+        q = self._critic(states)
         baseline = GOEMOTIONS.index(self.fallback["emotion"])
         falls = q - q[:, baseline:baseline + 1] <= self.fallback["margin"]
         moved = (probabilities * falls).sum(axis=1)
@@ -149,18 +149,14 @@ class MLPSelector(EmotionSchedule):
         is the argmax of :meth:`extraction_probabilities`)."""
         return [GOEMOTIONS[i] for i in self.policy_logits(states).argmax(axis=1)]
 
+    def _critic(self, states) -> np.ndarray:
+        """min(Q̄₁, Q̄₂)(s, ·), shape (n, 28)."""
+        return np.minimum(self._forward("q1", states), self._forward("q2", states))
+
     def choose_in(self, context: TurnContext, turn_index: int, rng: random.Random) -> str:
         state = state_vector(context.history, context.role, context.task.scenario, context.max_turns)
-        if self.temperature == 0:
-            pick = int(self.policy_logits(state)[0].argmax())
-        else:
-            pick = sample_index(self.probabilities(state)[0], rng)
-        if self.fallback is not None:
-            q = np.minimum(self._forward("q1", state), self._forward("q2", state))[0]
-            baseline = GOEMOTIONS.index(self.fallback["emotion"])
-            if q[pick] - q[baseline] <= self.fallback["margin"]:
-                pick = baseline
-        return GOEMOTIONS[pick]
+        shown = self.extraction_probabilities(state)[0]
+        return GOEMOTIONS[int(shown.argmax()) if self.temperature == 0 else sample_index(shown, rng)]
 
 
 class IQLSelector(MLPSelector):
@@ -170,7 +166,7 @@ class IQLSelector(MLPSelector):
 
     def q_values(self, states) -> np.ndarray:
         """min(Q̄₁, Q̄₂)(s, ·), shape (n, 28)."""
-        return np.minimum(self._forward("q1", states), self._forward("q2", states))
+        return self._critic(states)
 
     def values(self, states) -> np.ndarray:
         """V(s), shape (n,)."""

@@ -132,8 +132,16 @@ def test_an_interrupted_sft_run_resumes_to_the_same_adapter(tmp_path, small_rele
 def test_sft_steps_are_chosen_on_validation_loss(tmp_path, small_release, tiny_model):
     from dataclasses import replace
 
+    from baselines.iql import IQLConfig, train_iql
+
+    # ranked by an IQL critic, as reproduce does: the validation turns are matched to validation transitions
+    iql = train_iql(small_release, tmp_path / "iql", config=IQLConfig(steps=20, hidden=(8,), log_every=10,
+                                                                       checkpoint_every=20),
+                    progress=False, temperature=0)
     settings = replace(FAST_SFT, eval_steps=2, eval_examples=4)
-    run = train_sft(small_release, tmp_path / "sft", model=str(tiny_model), settings=settings, progress=False)
+    run = train_sft(small_release, tmp_path / "sft", model=str(tiny_model), iql=iql, settings=settings,
+                    progress=False)
+    assert run["advantage_source"] == "iql:iql"
     losses = {int(step): loss for step, loss in run["validation_losses"].items()}
     assert sorted(losses) == [2, 4, 6] and run["validation_examples"] == 4 and run["chosen_on"] == "validation"
     assert losses[run["chosen_step"]] == min(losses.values())
