@@ -273,6 +273,25 @@ def test_kv_reuse_gives_the_same_greedy_text_as_a_fresh_prefill(talkative_model)
     assert set(reusing.decoder.sessions) == {"other"}  # sessions unused for KEEP_UNUSED_CALLS calls are dropped
 
 
+def test_a_newcomer_prefilled_apart_gives_the_same_greedy_text(talkative_model):
+    """Continuing episodes (short new suffixes) and one on its first turn (a whole prompt) in one batch: the
+    newcomer is prefilled on its own first, and every reply is what a fresh prefill gives."""
+    fresh = LocalHFBackend(talkative_model, batch_size=8, dtype="float32")
+    reusing = LocalHFBackend(talkative_model, batch_size=8, dtype="float32")
+    episodes = {d: _episode_turns(d) for d in ("debt", "student", "disaster", "hospital")}
+    params = SamplingParams(max_new_tokens=12)
+    continuing = ["debt", "student", "disaster"]
+    reusing.generate([episodes[d][0] for d in continuing], params, sessions=continuing)
+    conversations = [episodes[d][1] for d in continuing] + [episodes["hospital"][0]]
+    got = texts(reusing.generate(conversations, params, sessions=[*continuing, "hospital"]))
+    assert reusing.decoder.prefilled_apart == 1
+    assert got == texts(fresh.generate(conversations, params))
+    # the newcomer's session continues like any other
+    following = [episodes[d][2] for d in continuing] + [episodes["hospital"][1]]
+    assert texts(reusing.generate(following, params, sessions=[*continuing, "hospital"])) == texts(
+        fresh.generate(following, params))
+
+
 def test_the_grammar_forces_a_valid_move_whatever_the_weights(backend):
     from emoneg_bench.protocol import Action, action_schema, parse_action
 

@@ -11,6 +11,12 @@ whole transcript. Rows of a batch reuse prefixes of different lengths; the batch
 with explicit position ids, so every real token sees exactly the keys a fresh prefill would give it. In float32
 the reused keys equal a fresh prefill's up to rounding; greedy text is the same (tested).
 
+**Newcomers apart.** A batch that mixes episodes continuing from their cache (a hundred new tokens or so) with
+episodes on their first turn (the whole prompt, a few hundred) would pad every row to the longest suffix. The
+rows with the longest suffixes are prefilled on their own first, up to their last prompt token, when that costs
+fewer padded token-rows than the joint pass would (counting ``SPLIT_OVERHEAD`` token-rows for the extra pass);
+the joint pass then treats them like continuing rows.
+
 **Grammars.** A conversation with a JSON schema decodes under an xgrammar matcher: before each token, the
 logits of every token the schema forbids are set to −∞, so the reply is always a valid object (unless
 ``max_new_tokens`` cuts it off). Rows leave the batch as they finish, so a long reply does not make the others
@@ -30,6 +36,7 @@ from .base import Generation, SamplingParams
 KEEP_UNUSED_CALLS = 4  # a session not used in this many generate calls is dropped (its episode has ended);
 # 4 covers one backend serving both roles with refilled batches (two calls per step, a turn every other step)
 MIN_REUSE = 8  # shorter common prefixes are recomputed (not worth the bookkeeping)
+SPLIT_OVERHEAD = 64  # the fixed cost of an extra forward pass, in token-rows (~ms on a CPU: launches, weight reads)
 
 
 @dataclass
@@ -150,6 +157,7 @@ class Decoder:
         self.eos = set(eos_token_ids)
         self.sessions: dict[Hashable, Session] = {}
         self.calls = 0
+        self.prefilled_apart = 0  # rows prefilled on their own so far (see "Newcomers apart")
         self._grammar_compiler = None
         self._grammars: dict[str, Any] = {}
 
@@ -198,6 +206,7 @@ class Decoder:
             if schema is not None:
                 row.matcher = xgr.GrammarMatcher(self._compiled(schema))
 
+        self._prefill_apart(rows, caches)
         cache, mask, input_ids, positions = self._layout(rows, caches, params.max_new_tokens)
         bitmask = xgr.allocate_token_bitmask(len(rows), self._vocab()) if any(r.matcher for r in rows) else None
         active = list(range(len(rows)))  # batch position → row
@@ -237,6 +246,35 @@ class Decoder:
                                     attention_mask=mask, position_ids=last_positions.view(-1, 1), cache=cache,
                                     use_cache=True)
         return [self._decoded(row) for row in rows]
+
+    def _prefill_apart(self, rows: list[Row], caches: list) -> None:
+        """Prefill the rows with the longest new suffixes on their own (all but their last prompt token) when that
+        pads fewer token-rows than one joint pass, so the joint first pass is not padded to them; their
+        keys/values join ``caches``."""
+        import torch
+
+        n = len(rows)
+        if n < 2:
+            return
+        suffixes = [len(r.prompt) - r.reused for r in rows]
+        order = sorted(range(n), key=lambda i: suffixes[i])
+        longest = suffixes[order[-1]]
+        # keep the j shortest in the joint pass: n·(j-th suffix) + (n − j)·longest + overhead, vs n·longest
+        cost, j = min((n * suffixes[order[j - 1]] + (n - j) * longest + SPLIT_OVERHEAD, j) for j in range(1, n))
+        if cost >= n * longest:
+            return
+        apart = sorted(order[j:])
+        self.prefilled_apart += len(apart)
+        heads = [Row(-1, rows[i].prompt[:-1], reused=rows[i].reused) for i in apart]
+        cache, mask, input_ids, positions = self._layout(heads, [caches[i] for i in apart], 0)
+        with torch.inference_mode():
+            self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True,
+                       logits_to_keep=1)
+        for b, i in enumerate(apart):
+            keep = mask[b].bool()
+            caches[i] = [(layer.keys[b][:, keep[: layer.keys.shape[-2]]], layer.values[b][:, keep[: layer.values.shape[-2]]])
+                         for layer in cache.layers]
+            rows[i].reused = len(rows[i].prompt) - 1
 
     def _vocab(self) -> int:
         return self.model.config.get_text_config().vocab_size
