@@ -2,8 +2,8 @@
 counterparties, cross-domain transfer, a tournament) → tables → leaderboard site, in one folder.
 
 Every step writes its output atomically and is skipped when that output already exists, so an
-interrupted run picks up where it stopped. ``quick`` is sized for a 2-core CPU in minutes (the demo), ``cpu`` is sized
-(from measured step costs, not yet run end to end) for the full table on 2 CPU cores in about two hours, ``paper``
+interrupted run picks up where it stopped. ``quick`` is sized for a 2-core CPU in minutes (the demo), ``cpu`` gives the
+full table on 2 CPU cores (1 h 40 min end to end on 2026-12-06: ``docs/results/cpu-2026-12-06.md``), ``paper``
 is the full-scale recipe for a GPU.
 """
 
@@ -66,10 +66,9 @@ PROFILES = {
                      lm_limit=2, unseen_limit=2, max_new_tokens=128, batch_size=32, bootstrap=2000,
                      unseen_policies=LM_POLICIES, bc_steps=1500),
     # The table on 2 CPU cores: the default release, the selector and its comparators on every task, and every
-    # SmolLM2 policy on 20 tasks per domain of both test splits. Sized from measured step costs on a 2-core
-    # AVX512-BF16 CPU (2026-12-05: SFT 22.7 s/step at batch 8 under bf16 autocast, ~100 LM messages/min at 32
-    # live episodes) to about 2 hours; not yet run end to end, and its SFT/JPO steps are not chosen on
-    # validation. On a CPU without native bf16, SFT steps take ~1.9x longer.
+    # SmolLM2 policy on 20 tasks per domain of both test splits. Run end to end on a 2-core AVX512-BF16 CPU in
+    # 1 h 40 min (2026-12-06); the SFT step is chosen on validation loss (every 20 steps), JPO's 16 steps are
+    # not. On a CPU without native bf16, SFT steps take ~1.9x longer.
     "cpu": Profile("cpu", None, iql_steps=20000, sft_steps=60, sft_batch=8, jpo_steps=16, jpo_examples=128,
                    lm_limit=20, unseen_limit=20, max_new_tokens=128, batch_size=80, bootstrap=10000,
                    unseen_policies=LM_POLICIES, transfer_iql_steps=5000, sft_eval_steps=20),
