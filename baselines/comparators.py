@@ -21,13 +21,10 @@ from emoneg_bench.errors import InputError
 from emoneg_bench.outputs import write_json
 
 from .validation import ValidationSet
+from .validation import best_emotion as _best
 
 CHOICES = "best_fixed.json"
 FORMAT = "emoneg-best-fixed/1"
-
-
-def _best(scores: dict[str, float]) -> str:
-    return max(GOEMOTIONS, key=lambda e: (scores[e], -GOEMOTIONS.index(e)))
 
 
 def choose_best_fixed(release: str | Path, out_dir: str | Path, role: str = "focal", progress: bool = True) -> Path:

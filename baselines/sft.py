@@ -90,8 +90,10 @@ def sft_trainer(release: str | Path, out: Path, *, model: str, iql: str | Path |
     base = model_folder(model)
     selection = sft_selection(release, domain=domain, top_k=settings.top_k, iql=iql, emotion=emotion, role=role)
     # prompt-completion rows: the loss is on the logged move only, not on earlier assistant turns of the transcript
-    dataset = Dataset.from_list([{"prompt": r["messages"][:-1], "completion": r["messages"][-1:]}
-                                 for r in selection.rows])
+    def pairs(rows: list[dict]):
+        return Dataset.from_list([{"prompt": r["messages"][:-1], "completion": r["messages"][-1:]} for r in rows])
+
+    dataset = pairs(selection.rows)
     evaluation, eval_args = None, {}
     if settings.eval_steps > 0:
         import random
@@ -99,8 +101,7 @@ def sft_trainer(release: str | Path, out: Path, *, model: str, iql: str | Path |
         held = sft_selection(release, domain=domain, top_k=settings.top_k, iql=iql, emotion=emotion, role=role,
                              split="validation").rows
         held = random.Random(settings.seed).sample(held, min(settings.eval_examples, len(held)))
-        evaluation = Dataset.from_list([{"prompt": r["messages"][:-1], "completion": r["messages"][-1:]}
-                                        for r in held])
+        evaluation = pairs(held)
         # the best step's checkpoint must exist: checkpoints every eval_steps, the best one reloaded at the end
         eval_args = dict(eval_strategy="steps", eval_steps=settings.eval_steps, load_best_model_at_end=True,
                          metric_for_best_model="eval_loss", greater_is_better=False,

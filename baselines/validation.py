@@ -120,5 +120,12 @@ def best_fixed_emotion(validation: ValidationSet, recognizer=None) -> tuple[str,
 
     recognizer = recognizer or default_recognizer()
     scores = {e: float(validation.utilities(FixedSchedule(e), recognizer).mean()) for e in GOEMOTIONS}
-    best = max(GOEMOTIONS, key=lambda e: (scores[e], -GOEMOTIONS.index(e)))
+    best = best_emotion(scores)
     return best, scores[best]
+
+
+def best_emotion(scores: dict[str, float]) -> str:
+    """The emotion with the highest score; ties go to the one that comes first in GoEmotions order."""
+    from emoneg_bench.emotions import GOEMOTIONS
+
+    return max(GOEMOTIONS, key=lambda e: (scores[e], -GOEMOTIONS.index(e)))

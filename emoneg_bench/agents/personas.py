@@ -75,7 +75,7 @@ def register_persona(persona: Persona) -> Persona:
 
 def get_persona(name: str) -> Persona:
     """A registered persona, or a member of the sampled population (``sampled-<8 hex digits>``)."""
-    if name.startswith(SAMPLED_PREFIX) and SAMPLED_NAME.fullmatch(name):
+    if is_sampled(name) and SAMPLED_NAME.fullmatch(name):
         return _sampled_persona(name)
     return PERSONAS.get(name)
 

@@ -271,9 +271,7 @@ class Decoder:
             self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True,
                        logits_to_keep=1)
         for b, i in enumerate(apart):
-            keep = mask[b].bool()
-            caches[i] = [(layer.keys[b][:, keep[: layer.keys.shape[-2]]], layer.values[b][:, keep[: layer.values.shape[-2]]])
-                         for layer in cache.layers]
+            caches[i] = _row_kv(cache, mask, b)
             rows[i].reused = len(rows[i].prompt) - 1
 
     def _vocab(self) -> int:
@@ -345,9 +343,7 @@ class Decoder:
                 continue
             row = rows[r]
             fed = row.prompt + row.generated[:-1]  # the last sampled token never went through the model
-            keep = mask[b].bool()
-            kv = [(layer.keys[b][:, keep[: layer.keys.shape[-2]]].clone(),
-                   layer.values[b][:, keep[: layer.values.shape[-2]]].clone()) for layer in cache.layers]
+            kv = [(keys.clone(), values.clone()) for keys, values in _row_kv(cache, mask, b)]
             if kv and kv[0][0].shape[1] != len(fed):  # a layout this code did not foresee: do not cache it
                 self.sessions.pop(key, None)
                 continue
@@ -361,3 +357,10 @@ class Decoder:
         end = next((i for i, t in enumerate(tokens) if t in self.eos), len(tokens))
         text = self.tokenizer.decode(tokens[:end], skip_special_tokens=True).strip()
         return Generation(text, completion_tokens=min(end + 1, len(tokens)))
+
+
+def _row_kv(cache, mask, b: int) -> list[tuple[Any, Any]]:
+    """Batch row ``b``'s keys/values per layer at its unmasked positions (views into the batch's buffers)."""
+    keep = mask[b].bool()
+    return [(layer.keys[b][:, keep[: layer.keys.shape[-2]]], layer.values[b][:, keep[: layer.values.shape[-2]]])
+            for layer in cache.layers]
