@@ -117,7 +117,8 @@ def _train_jpo(args: argparse.Namespace) -> int:
     work = _run_folder(args, METADATA, args.release, args.sft)
     settings = JPOSettings(epsilon=args.epsilon, beta=args.beta, learning_rate=args.lr, batch_size=args.batch_size,
                            epochs=args.epochs, max_steps=args.max_steps, max_examples=args.max_examples,
-                           seed=args.seed, save_steps=args.save_steps, group_by_length=not args.no_length_grouping)
+                           seed=args.seed, save_steps=args.save_steps, group_by_length=not args.no_length_grouping,
+                           eval_steps=args.eval_steps, eval_examples=args.eval_examples)
     run = train_jpo(args.release, args.sft, work, domain=args.domain, role=args.role, settings=settings,
                     progress=not args.quiet)
     commit_run_folder(work, args.out)
@@ -252,7 +253,12 @@ def register(commands, command) -> None:
     sft.add_argument("--eval-steps", type=int, default=0,
                      help="measure the loss on the validation split's selected turns every this many steps and keep "
                           "the adapter of the step with the lowest (default 0: keep the last step)")
-    sft.add_argument("--eval-examples", type=int, default=64, help="validation turns the loss is measured on (64)")
+    jpo.add_argument("--eval-steps", type=int, default=0,
+                     help="measure the JPO objective on validation turns before training and every this many steps, "
+                          "and keep the adapter of the step with the lowest (step 0 keeps the SFT adapter; default 0: "
+                          "keep the last step)")
+    for parser in (sft, jpo):
+        parser.add_argument("--eval-examples", type=int, default=64, help="validation turns the loss is measured on (64)")
     sft.add_argument("--no-emotion", action="store_true", help="emotion-free ablation: drop the emotion instruction")
     jpo.add_argument("--sft", required=True, help="the SFT run to start from (and keep as the frozen reference)")
     jpo.add_argument("--epsilon", type=float, default=0.2, help="PPO clip range (0.2)")

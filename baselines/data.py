@@ -122,10 +122,10 @@ def sft_selection(release: str | Path, *, domain: str = "all", top_k: float = 0.
 
 
 def jpo_selection(release: str | Path, *, domain: str = "all", max_examples: int | None = None,
-                  role: str = "focal", seed: int = 0) -> Selection:
-    """Logged (prompt, response) pairs with a judge score, advantage = the score standardised within
+                  role: str = "focal", seed: int = 0, split: str = "train") -> Selection:
+    """Logged (prompt, response) pairs of ``split`` with a judge score, advantage = the score standardised within
     its scenario (the paper's group normalisation); groups with one score or no spread give 0."""
-    rows = load_split(release, "sft", "train", domain, role)
+    rows = load_split(release, "sft", split, domain, role)
     values = columns(rows, "quality", "scenario_id")
     scored = [i for i, q in enumerate(values["quality"]) if q is not None]
     if not scored:

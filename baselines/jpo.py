@@ -12,6 +12,13 @@ For a response y to prompt x with advantage A (the judge score standardised with
 reference never changes, its token log-probabilities are computed once before training. The loss is a
 ``transformers.Trainer`` subclass (TRL 1.16 has no PPO trainer), so checkpoints, resuming, devices,
 logging and ``accelerate launch`` come from the trainer, not from this module.
+
+With ``eval_steps`` > 0 the number of steps is chosen on validation: the same objective L is measured on a
+seeded sample of the release's ``validation`` turns (``eval_examples``, with their own reference log-probs) before
+training (step 0: the SFT adapter itself) and every ``eval_steps`` steps, and the adapter of the step with the
+lowest validation L is kept (``chosen_step``, ``validation_losses`` in ``training.json``). L on logged turns is
+an importance-weighted estimate of how much the refined policy prefers the better-judged responses, so step 0
+(−mean A, no KL) is a real candidate: where no step beats it, the SFT adapter is kept unchanged.
 """
 
 from __future__ import annotations
@@ -51,6 +58,8 @@ class JPOSettings:
     logging_steps: int = 5
     seed: int = 0
     group_by_length: bool = True  # batches of similar length (see training.sampling_args)
+    eval_steps: int = 0  # > 0: measure L on validation at step 0 and every eval_steps steps; keep the best step
+    eval_examples: int = 64  # validation turns L is measured on (a seeded sample)
 
 
 def jpo_loss(logps, ref_logps, mask, advantages, epsilon: float, beta: float):
@@ -105,9 +114,10 @@ def _trainer_class():
             logps = token_logps(model, inputs["input_ids"], inputs["attention_mask"], keep)
             loss, stats = jpo_loss(logps, inputs["ref_logps"], inputs["completion_mask"][:, -keep:],
                                    inputs["advantage"], self.epsilon, self.beta)
-            for key, value in stats.items():
-                self._stats.setdefault(key, []).append(float(value))
-            return (loss, None) if return_outputs else loss
+            if model.training:  # evaluation batches do not enter the training log's statistics
+                for key, value in stats.items():
+                    self._stats.setdefault(key, []).append(float(value))
+            return (loss, {}) if return_outputs else loss
 
         def log(self, logs: dict[str, float], *args, **kwargs) -> None:
             if "loss" in logs:
@@ -212,21 +222,50 @@ def train_jpo(release: str | Path, sft: str | Path, out: str | Path, *, domain: 
     collate_batch = collate(tokenizer.pad_token_id)
     rows = tokenize(selection.rows, tokenizer, settings.max_length)
     reference_logps(model, rows, collate_batch, settings.batch_size)
+    evaluation, eval_args = None, {}
+    if settings.eval_steps > 0:
+        held = jpo_selection(release, domain=domain, max_examples=settings.eval_examples, seed=settings.seed,
+                             role=role, split="validation")
+        held_rows = tokenize(held.rows, tokenizer, settings.max_length)
+        reference_logps(model, held_rows, collate_batch, settings.batch_size)
+        evaluation = Dataset.from_list(held_rows)
+        # label_names: the trainer computes the loss on evaluation batches only when they carry "labels"
+        eval_args = dict(eval_strategy="steps", eval_steps=settings.eval_steps, eval_on_start=True,
+                         load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False,
+                         per_device_eval_batch_size=settings.batch_size, label_names=["advantage"])
     args = TrainingArguments(
         output_dir=str(out / CHECKPOINTS), per_device_train_batch_size=settings.batch_size,
         gradient_accumulation_steps=settings.gradient_accumulation, learning_rate=settings.learning_rate,
         num_train_epochs=settings.epochs, max_steps=settings.max_steps, lr_scheduler_type="constant",
-        logging_steps=settings.logging_steps, save_steps=settings.save_steps, save_total_limit=2,
-        seed=settings.seed, data_seed=settings.seed, report_to=[], disable_tqdm=not progress,
-        remove_unused_columns=False, dataloader_num_workers=0, **sampling_args(settings.group_by_length),
+        logging_steps=settings.logging_steps, save_steps=settings.eval_steps or settings.save_steps,
+        save_total_limit=2, seed=settings.seed, data_seed=settings.seed, report_to=[], disable_tqdm=not progress,
+        remove_unused_columns=False, dataloader_num_workers=0, **eval_args, **sampling_args(settings.group_by_length),
         **precision_args())
     trainer = JPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), data_collator=collate_batch,
-                         epsilon=settings.epsilon, beta=settings.beta)
+                         eval_dataset=evaluation, epsilon=settings.epsilon, beta=settings.beta)
     trainer.train(resume_from_checkpoint=last_checkpoint(out))
-    trainer.model.save_pretrained(out / ADAPTER)
-    tokenizer.save_pretrained(out / ADAPTER)
+    chosen = {}
+    if settings.eval_steps > 0:
+        history = [(int(e["step"]), float(e["eval_loss"])) for e in trainer.state.log_history if "eval_loss" in e]
+        best = min(history, key=lambda item: (item[1], item[0]))  # ties: fewer steps
+        chosen = {"chosen_on": "validation", "chosen_step": best[0],
+                  "validation_losses": {str(step): round(loss, 6) for step, loss in history},
+                  "validation_examples": len(evaluation)}
+    if chosen and chosen["chosen_step"] == 0:  # no step beat the SFT adapter on validation: keep it unchanged
+        _copy_adapter(sft / ADAPTER, out / ADAPTER)
+    else:
+        trainer.model.save_pretrained(out / ADAPTER)
+        tokenizer.save_pretrained(out / ADAPTER)
     return write_metadata(out, "jpo", release, base, settings, trainer.state.log_history, domain=domain, role=role,
                           sft_run=str(sft), sft_adapter_sha256=sft_run["adapter_sha256"], examples=len(rows),
                           tokens=sum(len(r["input_ids"]) for r in rows),
                           available=selection.available, advantage_source=selection.advantage_source,
-                          steps=trainer.state.global_step, losses=losses(trainer.state.log_history))
+                          steps=trainer.state.global_step, losses=losses(trainer.state.log_history), **chosen)
+
+
+def _copy_adapter(source: Path, target: Path) -> None:
+    import shutil
+
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(source, target)

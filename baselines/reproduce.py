@@ -57,6 +57,7 @@ class Profile:
     bc_steps: int = 10_000
     sft_top_k: float = 0.10
     sft_eval_steps: int = 0  # > 0: the SFT step is chosen on validation loss, measured every so many steps
+    jpo_eval_steps: int = 0  # > 0: the JPO step (0 included) is chosen on the validation objective, likewise
 
 
 PROFILES = {
@@ -67,11 +68,11 @@ PROFILES = {
                      unseen_policies=LM_POLICIES, bc_steps=1500),
     # The table on 2 CPU cores: the default release, the selector and its comparators on every task, and every
     # SmolLM2 policy on 20 tasks per domain of both test splits. Run end to end on a 2-core AVX512-BF16 CPU in
-    # 1 h 40 min (2026-12-06); the SFT step is chosen on validation loss (every 20 steps), JPO's 16 steps are
-    # not. On a CPU without native bf16, SFT steps take ~1.9x longer.
+    # 1 h 40 min (2026-12-06); the SFT step is chosen on validation loss (every 20 steps), JPO's on the validation
+    # JPO objective (steps 0, 8, 16). On a CPU without native bf16, SFT steps take ~1.9x longer.
     "cpu": Profile("cpu", None, iql_steps=20000, sft_steps=60, sft_batch=8, jpo_steps=16, jpo_examples=128,
                    lm_limit=20, unseen_limit=20, max_new_tokens=128, batch_size=80, bootstrap=10000,
-                   unseen_policies=LM_POLICIES, transfer_iql_steps=5000, sft_eval_steps=20),
+                   unseen_policies=LM_POLICIES, transfer_iql_steps=5000, sft_eval_steps=20, jpo_eval_steps=8),
     "paper": Profile("paper", None, iql_steps=20000, sft_steps=-1, sft_batch=4, jpo_steps=-1, jpo_examples=None, lm_limit=None,
                      unseen_limit=None, max_new_tokens=128, batch_size=64, bootstrap=10000,
                      unseen_policies=LM_POLICIES, tournament_counterparties=("teacher", "lm:smollm2"),
@@ -178,7 +179,8 @@ class Pipeline:
         from .jpo import JPOSettings
 
         p = self.profile
-        return JPOSettings(max_steps=p.jpo_steps, max_examples=p.jpo_examples, batch_size=p.sft_batch)
+        return JPOSettings(max_steps=p.jpo_steps, max_examples=p.jpo_examples, batch_size=p.sft_batch,
+                           eval_steps=p.jpo_eval_steps)
 
     def train_counterparty(self) -> Path:
         """The role-swapped corpus and the counterparty-role runs the tournament's trained counterparties use."""

@@ -283,6 +283,30 @@ def test_jpo_refines_the_sft_adapter(tmp_path, small_release, sft_run):
     assert (tmp_path / "jpo" / "adapter" / "adapter_config.json").is_file()
 
 
+def test_jpo_steps_are_chosen_on_the_validation_objective(tmp_path, small_release, sft_run):
+    from baselines.training import ADAPTER
+    from emoneg_bench.hashing import weights_sha256
+
+    sft_out, sft = sft_run
+    settings = JPOSettings(max_steps=4, learning_rate=5e-3, logging_steps=1, max_examples=16, batch_size=4,
+                           eval_steps=2, eval_examples=8)
+    run = train_jpo(small_release, sft_out, tmp_path / "jpo", settings=settings, progress=False)
+    losses = {int(step): loss for step, loss in run["validation_losses"].items()}
+    assert sorted(losses) == [0, 2, 4] and run["validation_examples"] == 8 and run["chosen_on"] == "validation"
+    assert losses[run["chosen_step"]] == min(losses.values())
+    # at step 0 the policy is the reference: ratio 1, no KL, so the objective is −mean(advantage) of those turns
+    # (to bf16 rounding where training autocasts: the reference log-probs are computed in float32)
+    from baselines.data import jpo_selection
+
+    held = jpo_selection(small_release, max_examples=8, split="validation").rows
+    assert losses[0] == pytest.approx(-sum(r["advantage"] for r in held) / len(held),
+                                      abs=2e-2 if mixed_precision() else 1e-4)
+    kept = weights_sha256(tmp_path / "jpo" / ADAPTER)
+    assert (kept == sft["adapter_sha256"]) == (run["chosen_step"] == 0) and kept == run["adapter_sha256"]
+    # no evaluation batch leaks into the training log's statistics
+    assert all("kl" not in e for e in run["log_history"] if "eval_loss" in e)
+
+
 def test_jpo_refuses_to_start_from_an_emotion_free_run(tmp_path, small_release):
     (tmp_path / "free").mkdir()
     (tmp_path / "free" / "training.json").write_text(json.dumps({"kind": "emotion-free-sft"}))
