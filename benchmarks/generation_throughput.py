@@ -1,27 +1,33 @@
-"""Full negotiations per minute with SmolLM2-135M-Instruct as the focal agent (random emotions) against the
-training personas, on CPU by default: the previous path and the new default side by side, in one run.
+"""Full 30-message negotiations per minute with SmolLM2-135M-Instruct as the focal agent (random emotions) against
+the training personas, on CPU by default: the previous path and the new default side by side, in one run.
 
-Paths (the same model, weights, greedy decoding, engine and personas):
+**Full length** (the default): every episode runs to the 30-message limit. Agreements, walk-aways and breakdowns
+are recorded as they happen but do not end the episode (a failed request still does), so each path pays for
+exactly what a 30-message negotiation costs it: 15 LM turns over a transcript growing to 29 messages.
+``--natural`` ends episodes by the rules instead (the 2026-12-05/06 tables), where a path whose episodes break
+down after five messages only ever reads short transcripts.
+
+Paths (the same model, greedy decoding, engine and personas):
 
 - ``baseline`` — the configuration before structured actions and KV reuse: float32, the ``text`` protocol, the
   whole transcript in every prompt, every prompt computed from scratch, 64 new tokens;
 - ``default`` — the CPU default: ``dtype="auto"`` (bfloat16 where the CPU computes it natively), the
   ``structured`` protocol (grammar-constrained JSON, 128 new tokens at most; the 2026-12-05 figures used 96), the windowed, prefix-stable prompt,
-  per-episode KV reuse, rows leaving the batch as they finish.
-
-Baseline episodes end early (SmolLM2 states no readable offer, so most end in ``breakdown`` after a few
-messages) and early turns have short prompts, which flatters the baseline's messages/min; the 30-message figure
-is therefore a lower bound on the default's advantage.
+  per-episode KV reuse, rows leaving the batch as they finish;
+- ``server`` — llama.cpp's ``llama-server`` (``make setup-server``) managed by the toolkit, serving the same
+  SmolLM2 weights as the Q4_1 GGUF they ship in, one slot per live episode (prompt cache), the same structured
+  protocol and prompts, the schema enforced by the server (``response_format``).
 
 At each concurrency ``c``, ``max(c, 2)`` episodes are played in one lock-step batch (as ``emoneg eval`` plays
 them); ``--refill`` keeps ``c`` episodes live instead, a finished episode's slot taking the next task, and
 plays ``max(c · episodes-per-slot, 2)`` episodes. Printed per run:
 wall seconds, episodes/min, the language model's messages per minute, the **30-message episodes/min** they
-imply (LM messages/min ÷ 15, since the LM writes every other message of a 30-message negotiation; comparable
-between paths whose episodes end at different lengths), tokens generated, and the endings.
+imply (LM messages/min ÷ 15, since the LM writes every other message of a 30-message negotiation; at full length
+this is the episodes/min itself), tokens generated, and the endings (as first reached, at full length).
 
-    python benchmarks/generation_throughput.py                          # both paths at 1, 8, 32
-    python benchmarks/generation_throughput.py --paths default --concurrency 8 --threads 1
+    python benchmarks/generation_throughput.py                          # baseline and default at 1, 8, 32
+    python benchmarks/generation_throughput.py --paths default,server --concurrency 8 --threads 1
+    python benchmarks/generation_throughput.py --natural --paths default --concurrency 32 --refill
 """
 
 from __future__ import annotations
@@ -45,12 +51,18 @@ def tasks(count: int, seed: int):
             for k in range(count)]
 
 
-def agent(path: str, model: str, threads: int | None):
+def agent(path: str, model: str, threads: int | None, concurrency: int):
     from emoneg_bench.agents.lm import LMNegotiator
     from emoneg_bench.backends.base import SamplingParams
     from emoneg_bench.backends.local import LocalHFBackend
-    from emoneg_bench.backends.smollm2 import smollm2_folder
+    from emoneg_bench.backends.smollm2 import gguf_path, smollm2_folder
 
+    if path == "server":
+        from emoneg_bench.backends.llama_server import LlamaServerBackend
+
+        backend = LlamaServerBackend(gguf_path() if model == "smollm2" else model, name="smollm2",
+                                     slots=concurrency, threads=threads)
+        return LMNegotiator(backend, "random", SamplingParams(max_new_tokens=128))
     folder = smollm2_folder() if model == "smollm2" else model
     if path == "baseline":
         backend = LocalHFBackend(folder, kv_reuse=False, threads=threads, batch_size=64, dtype="float32")
@@ -59,25 +71,49 @@ def agent(path: str, model: str, threads: int | None):
     return LMNegotiator(backend, "random", SamplingParams(max_new_tokens=128))
 
 
+def full_length_engine(recognizer, max_turns: int):
+    """An engine whose episodes run to the message limit: each episode's first ending is remembered in
+    ``engine.first_endings`` (by task seed) but not acted on; a failed request still ends the episode."""
+    from emoneg_bench.engine import Engine
+    from emoneg_bench.negotiation import Ending
+
+    class FullLengthEngine(Engine):
+        def _record(self, episode, context, move, emotion, confidence):
+            super()._record(episode, context, move, emotion, confidence)
+            if episode.outcome is not None and episode.outcome.ending is not Ending.ERROR:
+                self.first_endings.setdefault(episode.task.seed, episode.outcome.ending)
+                episode.outcome = None
+                episode.failed_offers = dict.fromkeys(episode.failed_offers, 0)
+
+    engine = FullLengthEngine(recognizer, max_turns)
+    engine.first_endings = {}
+    return engine
+
+
 def run(path: str, concurrency: int, model: str, threads: int | None, max_turns: int, recognizer,
-        per_slot: int = 2, refill: bool = False) -> dict:
+        per_slot: int = 2, refill: bool = False, full: bool = True) -> dict:
     from emoneg_bench.agents.personas import PersonaAgent
     from emoneg_bench.engine import Engine
     from emoneg_bench.negotiation import Role
 
-    focal = agent(path, model, threads)
+    focal = agent(path, model, threads, concurrency)
     counted = _Counting(focal)
     work = tasks(max(concurrency * per_slot if refill else concurrency, 2), seed=0)
+    engine = full_length_engine(recognizer, max_turns) if full else Engine(recognizer, max_turns)
     start = time.perf_counter()
-    episodes = list(Engine(recognizer, max_turns).run(work, counted, PersonaAgent(), batch_size=concurrency,
-                                                      refill=refill))
+    try:
+        episodes = list(engine.run(work, counted, PersonaAgent(), batch_size=concurrency, refill=refill))
+    finally:
+        if hasattr(focal.backend, "close"):
+            focal.backend.close()
     seconds = time.perf_counter() - start
     lm_messages = sum(len(e.turns_of(Role.FOCAL)) for e in episodes)
     return {"path": path, "concurrency": concurrency, "episodes": len(episodes), "seconds": seconds,
             "episodes_per_min": 60 * len(episodes) / seconds, "lm_messages_per_min": 60 * lm_messages / seconds,
             "full_episodes_per_min": 60 * lm_messages / seconds / FULL_EPISODE_LM_MESSAGES,
             "tokens": counted.tokens, "messages_per_episode": sum(len(e.utterances) for e in episodes) / len(episodes),
-            "endings": dict(collections.Counter(str(e.outcome.ending) for e in episodes))}
+            "endings": dict(collections.Counter(
+                str(getattr(engine, "first_endings", {}).get(e.task.seed, e.outcome.ending)) for e in episodes))}
 
 
 class _Counting:
@@ -108,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, help="torch CPU threads (default torch's)")
     parser.add_argument("--max-turns", type=int, default=30)
     parser.add_argument("--refill", action="store_true", help="continuous batching: refill finished slots")
+    parser.add_argument("--natural", action="store_true",
+                        help="end episodes by the rules (agreement, walk-away, breakdown) instead of at the limit")
     parser.add_argument("--episodes-per-slot", type=int, default=2, help="with --refill: episodes per slot (2)")
     args = parser.parse_args(argv)
     import datetime
@@ -128,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     for concurrency in [int(c) for c in args.concurrency.split(",")]:
         for path in args.paths.split(","):
             r = run(path, concurrency, args.model, args.threads, args.max_turns, recognizer, args.episodes_per_slot,
-                    args.refill)
+                    args.refill, full=not args.natural)
             results.append(r)
             print(f"| {r['path']} | {r['concurrency']} | {r['episodes']} | {r['seconds']:.1f} | "
                   f"{r['episodes_per_min']:.2f} | {r['lm_messages_per_min']:.1f} | {r['full_episodes_per_min']:.2f} | "

@@ -344,12 +344,15 @@ def build_parser() -> argparse.ArgumentParser:
                     "  emoneg play --domain debt --scenario debt-0001 --focal lm:smollm2 --counterparty lm:smollm2 "
                     "--schedule none\n"
                     "  emoneg play --domain debt --scenario debt-0001 --persona boulware "
-                    "--focal 'lm:http://127.0.0.1:8000/v1?model=my-model'\n", _play)
+                    "--focal 'lm:http://127.0.0.1:8000/v1?model=my-model'\n"
+                    "  emoneg play --domain debt --scenario debt-0002 --persona skeptic --focal lm:llama-server:smollm2 "
+                    "  # after make setup-server\n", _play)
     play.add_argument("--domain", required=True)
     play.add_argument("--scenario", required=True, help="scenario id, e.g. debt-0001")
     play.add_argument("--persona", help="counterparty persona (see `emoneg personas`)")
     play.add_argument("--focal", default="teacher", help="teacher | persona:NAME | lm:MODEL (default teacher); "
-                                                         "MODEL = smollm2, a model folder or an endpoint URL")
+                                                         "MODEL = smollm2, a model folder, an endpoint URL or "
+                                                         "llama-server:smollm2")
     play.add_argument("--counterparty", help="persona:NAME | lm:MODEL | teacher (default: --persona)")
     which = play.add_mutually_exclusive_group()
     which.add_argument("--emotion", help="the focal agent shows this emotion throughout")

@@ -6,6 +6,21 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 import pytest  # noqa: E402
 
 
+def _built_llama_server() -> str | None:
+    """The llama-server that `make setup-server` built into the user's cache (read before the tests isolate the
+    cache), or $EMONEG_LLAMA_SERVER."""
+    from emoneg_bench.backends.llama_server import BINARY_ENV, server_binary
+    from emoneg_bench.errors import EmoNegError
+
+    try:
+        return os.environ.get(BINARY_ENV) or str(server_binary())
+    except EmoNegError:
+        return None
+
+
+LLAMA_SERVER = _built_llama_server()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory):
     """Every test session trains its own recognizer into a fresh cache: no state leaks in from $HOME."""
@@ -71,3 +86,12 @@ def small_release(tmp_path_factory, recognizer):
 
     return build(load_config("builders/configs/emoneg-v1.yaml", "small"), tmp_path_factory.mktemp("small-release"),
                  progress=False)
+
+
+@pytest.fixture
+def llama_server(monkeypatch):
+    """The built llama-server binary (its tests skip without `make setup-server`)."""
+    if LLAMA_SERVER is None:
+        pytest.skip("llama-server is not built; run `make setup-server`")
+    monkeypatch.setenv("EMONEG_LLAMA_SERVER", LLAMA_SERVER)
+    return LLAMA_SERVER

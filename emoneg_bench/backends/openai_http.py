@@ -102,6 +102,11 @@ class OpenAIChatBackend(Backend):
                        for index, messages in enumerate(conversations)]
             return [future.result() for future in futures]
 
+    def constraint(self, schema: dict) -> dict:
+        """The request fields that ask the server to follow ``schema`` while decoding."""
+        return {"response_format": {"type": "json_schema",
+                                    "json_schema": {"name": "move", "strict": True, "schema": schema}}}
+
     def _complete(self, client: Any, index: int, messages: list[Message], params: SamplingParams,
                   schema: dict | None = None) -> Generation:
         """One conversation: the request, its retries, and the parsed answer (or the final error)."""
@@ -110,8 +115,7 @@ class OpenAIChatBackend(Backend):
         payload = {"model": self.model, "messages": messages, "max_tokens": params.max_new_tokens,
                    "temperature": params.temperature, "top_p": params.top_p, "seed": params.seed}
         if schema is not None:
-            payload["response_format"] = {"type": "json_schema",
-                                          "json_schema": {"name": "move", "strict": True, "schema": schema}}
+            payload |= self.constraint(schema)
         attempts = self.retries + 1
         cap = self.limits.response_cap(params.max_new_tokens)
         end = time.monotonic() + self.deadline
