@@ -36,7 +36,7 @@ clean-demo:
 	rm -rf $(DEMO_OUT)
 
 lint: setup
-	$(BIN)/ruff check emoneg_bench builders baselines leaderboard tests benchmarks
+	$(BIN)/ruff check emoneg_bench builders baselines leaderboard tests benchmarks scripts
 
 bench: setup
 	$(OFFLINE) $(BIN)/python benchmarks/engine_throughput.py

@@ -16,7 +16,7 @@ Paths (the same model, greedy decoding, engine and personas):
   per-episode KV reuse, rows leaving the batch as they finish;
 - ``server`` — llama.cpp's ``llama-server`` (``make setup-server``) managed by the toolkit, serving the same
   SmolLM2 weights as the Q4_1 GGUF they ship in, one slot per live episode (prompt cache), the same structured
-  protocol and prompts, the schema enforced by the server (``response_format``).
+  protocol and prompts, the schema enforced by the server (sent as the equivalent compact grammar).
 
 At each concurrency ``c``, ``max(c, 2)`` episodes are played in one lock-step batch (as ``emoneg eval`` plays
 them); ``--refill`` keeps ``c`` episodes live instead, a finished episode's slot taking the next task, and
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--paths", default="baseline,default")
     parser.add_argument("--concurrency", default="1,8,32")
     parser.add_argument("--model", default="smollm2")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default torch's)")
+    parser.add_argument("--threads", type=int, help="CPU threads of torch and of llama-server (default: torch's; the server's cores - 1)")
     parser.add_argument("--max-turns", type=int, default=30)
     parser.add_argument("--refill", action="store_true", help="continuous batching: refill finished slots")
     parser.add_argument("--natural", action="store_true",
