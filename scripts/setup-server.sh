@@ -2,7 +2,7 @@
 # Build llama.cpp's OpenAI-compatible `llama-server` from the MIT-licensed source inside the
 # llama-cpp-python sdist (no binary wheel of llama.cpp reaches a machine that only sees PyPI), into
 # the toolkit's cache, where `emoneg` finds it (`emoneg_bench.backends.llama_server.server_binary`).
-# Cached: a second run with the binary present does nothing. About 20-30 minutes on 2 cores.
+# Cached: a second run with the binary present does nothing. 5 minutes on 2 quiet cores, ~27 on busy ones.
 #
 #   bash scripts/setup-server.sh                # or: make setup-server
 #   JOBS=1 bash scripts/setup-server.sh         # fewer compile jobs on a busy machine
@@ -27,7 +27,7 @@ tar -xzf "$WORK"/llama_cpp_python-"$VERSION".tar.gz -C "$WORK"
 SRC="$WORK/llama_cpp_python-$VERSION/vendor/llama.cpp"
 GENERATOR=()
 command -v ninja >/dev/null && GENERATOR=(-G Ninja)
-echo "building llama-server with $JOBS jobs (about 20-30 minutes on 2 cores)"
+echo "building llama-server with $JOBS jobs (5-30 minutes on 2 cores)"
 cmake -S "$SRC" -B "$WORK/build" "${GENERATOR[@]}" -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF \
   -DGGML_NATIVE="${GGML_NATIVE:-ON}" -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
   -DLLAMA_BUILD_SERVER=ON -DBUILD_SHARED_LIBS=OFF >"$WORK/cmake.log" 2>&1 \

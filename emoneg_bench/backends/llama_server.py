@@ -48,7 +48,7 @@ def server_binary() -> Path:
     if not (path.is_file() and os.access(path, os.X_OK)):
         where = f"${BINARY_ENV} names {path}, which" if named else f"{path}"
         raise EmoNegError(f"llama-server is not built ({where} is not an executable file); run `{SETUP}` "
-                          "(about 25 minutes on 2 cores, once) or name a binary with $" + BINARY_ENV)
+                          "(5-30 minutes on 2 cores, once) or name a binary with $" + BINARY_ENV)
     return path
 
 
