@@ -39,6 +39,7 @@ from .training import (
     precision_args,
     read_metadata,
     sampling_args,
+    validation_choice,
     write_metadata,
 )
 
@@ -244,13 +245,7 @@ def train_jpo(release: str | Path, sft: str | Path, out: str | Path, *, domain: 
     trainer = JPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), data_collator=collate_batch,
                          eval_dataset=evaluation, epsilon=settings.epsilon, beta=settings.beta)
     trainer.train(resume_from_checkpoint=last_checkpoint(out))
-    chosen = {}
-    if settings.eval_steps > 0:
-        history = [(int(e["step"]), float(e["eval_loss"])) for e in trainer.state.log_history if "eval_loss" in e]
-        best = min(history, key=lambda item: (item[1], item[0]))  # ties: fewer steps
-        chosen = {"chosen_on": "validation", "chosen_step": best[0],
-                  "validation_losses": {str(step): round(loss, 6) for step, loss in history},
-                  "validation_examples": len(evaluation)}
+    chosen = validation_choice(trainer.state.log_history, len(evaluation)) if settings.eval_steps > 0 else {}
     if chosen and chosen["chosen_step"] == 0:  # no step beat the SFT adapter on validation: keep it unchanged
         _copy_adapter(sft / ADAPTER, out / ADAPTER)
     else:

@@ -31,6 +31,7 @@ from .training import (
     model_folder,
     precision_args,
     sampling_args,
+    validation_choice,
     write_metadata,
 )
 
@@ -66,13 +67,7 @@ def train_sft(release: str | Path, out: str | Path, *, model: str = "smollm2", i
     trainer.train(resume_from_checkpoint=last_checkpoint(out))
     trainer.model.save_pretrained(out / ADAPTER)
     trainer.processing_class.save_pretrained(out / ADAPTER)
-    chosen = {}
-    if settings.eval_steps > 0:
-        history = [(int(e["step"]), float(e["eval_loss"])) for e in trainer.state.log_history if "eval_loss" in e]
-        best = min(history, key=lambda item: (item[1], item[0]))
-        chosen = {"chosen_on": "validation", "chosen_step": best[0],
-                  "validation_losses": {str(step): round(loss, 6) for step, loss in history},
-                  "validation_examples": len(trainer.eval_dataset)}
+    chosen = validation_choice(trainer.state.log_history, len(trainer.eval_dataset)) if settings.eval_steps > 0 else {}
     return write_metadata(out, "sft" if emotion else "emotion-free-sft", release, base, settings,
                           trainer.state.log_history, domain=domain, role=role, emotion=emotion,
                           examples=len(selection.rows), available=selection.available,

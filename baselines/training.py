@@ -124,5 +124,15 @@ def read_metadata(out: str | Path) -> dict:
     return read_json(path, "run metadata")
 
 
+def validation_choice(log_history: list[dict], examples: int) -> dict:
+    """The step whose ``eval_loss`` was lowest (ties: the earlier step), every step's validation loss and the
+    number of validation examples, as ``training.json`` records them."""
+    history = [(int(e["step"]), float(e["eval_loss"])) for e in log_history if "eval_loss" in e]
+    best = min(history, key=lambda item: (item[1], item[0]))
+    return {"chosen_on": "validation", "chosen_step": best[0],
+            "validation_losses": {str(step): round(loss, 6) for step, loss in history},
+            "validation_examples": examples}
+
+
 def losses(log_history: list[dict]) -> list[float]:
     return [entry["loss"] for entry in log_history if "loss" in entry]

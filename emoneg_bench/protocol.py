@@ -63,19 +63,27 @@ def action_schema(scenario: Scenario) -> dict:
     }
 
 
-def format_instructions(domain: Domain, scenario: Scenario, role: str = "focal") -> str:
-    """What the model is told about the format (part of the system prompt). The offer's range is stated from
-    the speaker's own ideal to the other side's: SmolLM2 copies the first number it is shown, and "from 182
-    to 449" made it open at the other side's anchor in every disaster task (utility 0 at once). The message
-    is named, not shown: it copied a shown placeholder ("...", "your words to them") verbatim into most replies."""
-    own, other = ((scenario.focal_anchor, scenario.counterparty_anchor) if str(role) == "focal"
-                  else (scenario.counterparty_anchor, scenario.focal_anchor))
-    own, other = round(own), round(other)
-    return (f'Answer every turn with one JSON object and nothing else: {{"act": "offer", "offer": N, "message": M}}. '
-            f'"act" is "offer" to propose N, "accept" to take the other side\'s latest offer, or "walkaway" to end '
-            f'the talks without a deal. N is {_UNIT_HELP[domain.unit]}, between {own} (your ideal) and {other} '
-            f'(theirs). M is what you say to them in your own words, a quoted string of at most {MESSAGE_CHARS} '
-            f'characters.')
+def format_instructions(domain: Domain, scenario: Scenario, role: str = "focal", *, own_first: bool = True,
+                        named: bool = True) -> str:
+    """What the model is told about the format (part of the system prompt). By default the offer's range is
+    stated from the speaker's own ideal to the other side's: SmolLM2 copies the first number it is shown, and
+    "from 182 to 449" (``own_first=False``) made it open at the other side's anchor in every disaster task
+    (utility 0 at once). By default the message is named (``M``), not shown as a placeholder (``named=False``:
+    ``"..."``), which it copied verbatim into many replies. ``scripts/choose_prompt_wording.py`` compares the four
+    wordings on validation."""
+    if own_first:
+        own, other = ((scenario.focal_anchor, scenario.counterparty_anchor) if str(role) == "focal"
+                      else (scenario.counterparty_anchor, scenario.focal_anchor))
+        span = f"between {round(own)} (your ideal) and {round(other)} (theirs)"
+    else:
+        low, high = offer_range(scenario)
+        span = f"from {low} to {high}"
+    shape, message = (("M", f"M is what you say to them in your own words, a quoted string of at most {MESSAGE_CHARS} "
+                            "characters.") if named else
+                      ('"..."', f'"message" is what you say to them, at most {MESSAGE_CHARS} characters.'))
+    return (f'Answer every turn with one JSON object and nothing else: {{"act": "offer", "offer": N, "message": '
+            f'{shape}}}. "act" is "offer" to propose N, "accept" to take the other side\'s latest offer, or '
+            f'"walkaway" to end the talks without a deal. N is {_UNIT_HELP[domain.unit]}, {span}. {message}')
 
 
 @dataclass(frozen=True)

@@ -24,39 +24,14 @@ POLICIES = ("vanilla-slm", "random-emotion")
 
 
 def wordings():
-    from emoneg_bench import protocol
-    from emoneg_bench.protocol import _UNIT_HELP, MESSAGE_CHARS, offer_range
+    """The candidate wordings by name, and the name of the current default (the function's defaults)."""
+    from functools import partial
 
-    def build(own_first: bool, named: bool):
-        def format_instructions(domain, scenario, role: str = "focal") -> str:
-            if own_first:
-                own, other = ((scenario.focal_anchor, scenario.counterparty_anchor) if str(role) == "focal"
-                              else (scenario.counterparty_anchor, scenario.focal_anchor))
-                span = f"between {round(own)} (your ideal) and {round(other)} (theirs)"
-            else:
-                low, high = offer_range(scenario)
-                span = f"from {low} to {high}"
-            shape = '{"act": "offer", "offer": N, "message": M}' if named else \
-                '{"act": "offer", "offer": N, "message": "..."}'
-            message = (f"M is what you say to them in your own words, a quoted string of at most {MESSAGE_CHARS} "
-                       "characters." if named else f'"message" is what you say to them, at most {MESSAGE_CHARS} '
-                       "characters.")
-            return (f"Answer every turn with one JSON object and nothing else: {shape}. \"act\" is \"offer\" to "
-                    "propose N, \"accept\" to take the other side's latest offer, or \"walkaway\" to end the talks "
-                    f"without a deal. N is {_UNIT_HELP[domain.unit]}, {span}. {message}")
-        return format_instructions
+    from emoneg_bench.protocol import format_instructions
 
-    candidates = {f"{'own-first' if o else 'range'}, {'named' if n else 'shown'}": build(o, n)
-                  for o in (True, False) for n in (True, False)}
-    # the current default must be one of the candidates, word for word
-    from emoneg_bench.domains import generate_scenarios
-
-    probe = generate_scenarios("debt", 1, 0)[0]
-    from emoneg_bench.domains import get_domain
-
-    current = protocol.format_instructions(get_domain("debt"), probe, "focal")
-    default = next(name for name, f in candidates.items() if f(get_domain("debt"), probe, "focal") == current)
-    return candidates, default
+    candidates = {f"{'own-first' if o else 'range'}, {'named' if n else 'shown'}":
+                  partial(format_instructions, own_first=o, named=n) for o in (True, False) for n in (True, False)}
+    return candidates, "own-first, named"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     from baselines.policies import Runs
     from emoneg_bench import prompts
     from emoneg_bench.perception.recognizer import default_recognizer
+    from leaderboard.stats import percentile_bootstrap_ci
 
     candidates, default = wordings()
     recognizer = default_recognizer()
@@ -94,11 +70,10 @@ def main(argv: list[str] | None = None) -> int:
 
     def summary(rows):
         utility = np.array([r["utility"] for r in rows])
-        rng = np.random.default_rng(0)
-        means = utility[rng.integers(0, len(utility), (10000, len(utility)))].mean(1)
+        low, high = percentile_bootstrap_ci(utility, 10000, seed=0)
         bad = np.mean([r["ending_name"] == "breakdown" or any(t["offer_status"] == "invalid" for t in r["turns"])
                        for r in rows])
-        return utility.mean(), np.percentile(means, 2.5), np.percentile(means, 97.5), bad
+        return utility.mean(), low, high, bad
 
     print("| wording | " + " | ".join(f"{p} utility [95% CI]" for p in POLICIES) + " | mean | breakdown or invalid |")
     print("|---|" + "---:|" * (len(POLICIES) + 2))

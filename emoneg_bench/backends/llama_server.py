@@ -262,9 +262,10 @@ def converter() -> Path:
     return script
 
 
-def lora_gguf(adapter: str | Path, base: str | Path) -> Path:
+def lora_gguf(adapter: str | Path, base: str | Path) -> tuple[Path, str]:
     """The PEFT adapter folder ``adapter`` (trained on the model folder ``base``) as a GGUF LoRA file that
-    ``llama-server --lora`` serves at run time; converted once (float32) and cached by the adapter's weights."""
+    ``llama-server --lora`` serves at run time, and the adapter's ``weights_sha256``; converted once (float32)
+    and cached by that digest."""
     import shutil
 
     from ..cache import cache_dir
@@ -273,9 +274,10 @@ def lora_gguf(adapter: str | Path, base: str | Path) -> Path:
     adapter, base = Path(adapter), Path(base)
     if not (adapter / "adapter_config.json").is_file():
         raise EmoNegError(f"{adapter}: expected a PEFT adapter folder (with adapter_config.json)")
-    target = cache_dir() / "llama-lora" / f"{weights_sha256(adapter)[:16]}.gguf"
+    digest = weights_sha256(adapter)
+    target = cache_dir() / "llama-lora" / f"{digest[:16]}.gguf"
     if target.is_file():
-        return target
+        return target, digest
     target.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
     try:
@@ -286,7 +288,7 @@ def lora_gguf(adapter: str | Path, base: str | Path) -> Path:
         os.replace(work / "lora.gguf", target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return target
+    return target, digest
 
 
 class LlamaServerBackend(OpenAIChatBackend):
@@ -302,7 +304,6 @@ class LlamaServerBackend(OpenAIChatBackend):
         self.server.start()
         options.setdefault("concurrency", slots)
         super().__init__(self.server.url, name, name=f"llama-server:{name}", **options)
-        self.threads = self.server.threads
 
     def constraint(self, schema: dict) -> dict:
         return {"grammar": schema_grammar(schema)}

@@ -41,7 +41,7 @@ def load_backend(spec: str, **options) -> Backend:
 
 def _server_backend(spec: str, **options) -> Backend:
     """``smollm2[+adapter=FOLDER]`` or ``FILE.gguf[+adapter=LORA.gguf]`` served by a managed llama-server."""
-    from ..hashing import sha256_file, weights_sha256
+    from ..hashing import sha256_file
     from .llama_server import LlamaServerBackend, lora_gguf
 
     model, _, adapter = spec.partition("+adapter=")
@@ -49,8 +49,7 @@ def _server_backend(spec: str, **options) -> Backend:
         from .smollm2 import GGUF_NAME, GGUF_SHA256, gguf_path, smollm2_folder
 
         gguf, digest = gguf_path(), GGUF_SHA256
-        lora = lora_gguf(adapter, smollm2_folder()) if adapter else None
-        adapter_digest = weights_sha256(Path(adapter)) if adapter else None
+        lora, adapter_digest = lora_gguf(adapter, smollm2_folder()) if adapter else (None, None)
         name = GGUF_NAME.removesuffix(".gguf") + (f"+{Path(adapter).parent.name}" if adapter else "")
     elif model.endswith(".gguf") and Path(model).is_file():
         gguf, name, digest = Path(model), Path(model).stem, sha256_file(Path(model))
